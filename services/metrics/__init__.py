@@ -1,0 +1,1 @@
+"""metrics: consumes every topic, keeps each event once, and serves timelines and timeliness numbers."""

@@ -1,0 +1,6 @@
+from alembic import context
+
+from services.routing.models import Base
+from shared.db.migrations import run_env
+
+run_env(context, Base.metadata)

@@ -1,0 +1,194 @@
+"""Bearer JWT authentication and role/department authorisation.
+
+Tokens are verified with PyJWT against an explicit algorithm allow-list; ``iss``, ``aud``, ``exp`` and ``sub``
+are required. Keys come from a JWKS URL or a PEM file (RS256/EdDSA); HS256 is accepted only when a development
+secret is configured. Claims ``roles`` and ``departments`` make the principal.
+
+Mint a development token: ``python -m shared.auth --role responder --dept transport --sub r1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, Request
+
+from shared.config import AuthSettings
+from shared.errors import Forbidden, Unauthorized
+
+ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA"})
+
+
+class Role(StrEnum):
+    AGENCY_SYSTEM = "agency_system"
+    RESPONDER = "responder"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+    OPS = "ops"
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    roles: frozenset[Role]
+    departments: frozenset[str] = field(default_factory=frozenset)
+
+    def has_any(self, roles: set[Role] | frozenset[Role]) -> bool:
+        return bool(self.roles & roles)
+
+    def can_see_department(self, department: str) -> bool:
+        """Admins and ops see every department; others only their own."""
+        return bool(self.roles & {Role.ADMIN, Role.OPS}) or department in self.departments
+
+
+class TokenVerifier:
+    def __init__(self, settings: AuthSettings) -> None:
+        self.settings = settings
+        self._asymmetric = [a for a in settings.algorithms if a in ASYMMETRIC_ALGORITHMS]
+        self._public_key: str | None = None
+        if settings.public_key_file:
+            self._public_key = Path(settings.public_key_file).read_text()
+        self._jwks = jwt.PyJWKClient(settings.jwks_url, cache_keys=True) if settings.jwks_url else None
+        self._secret = settings.dev_secret.get_secret_value() if settings.dev_secret else None
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("The bearer token is malformed.") from exc
+        alg = header.get("alg")
+        key: Any
+        if alg == "HS256" and self._secret:
+            key, allowed = self._secret, ["HS256"]
+        elif alg in self._asymmetric and self._jwks is not None:
+            try:
+                # PyJWKClient does blocking I/O (cached after the first fetch): keep it off the event loop.
+                signing_key = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
+            except jwt.PyJWTError as exc:
+                raise Unauthorized("The token's signing key is not known.") from exc
+            key, allowed = signing_key.key, self._asymmetric
+        elif alg in self._asymmetric and self._public_key is not None:
+            key, allowed = self._public_key, self._asymmetric
+        else:
+            raise Unauthorized("The token's algorithm is not accepted.")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=allowed,
+                audience=self.settings.audience,
+                issuer=self.settings.issuer,
+                leeway=self.settings.leeway_seconds,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"The bearer token is not valid: {exc}.") from exc
+        return principal_from_claims(claims)
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    roles_raw = claims.get("roles", [])
+    depts_raw = claims.get("departments", [])
+    if not isinstance(roles_raw, list) or not isinstance(depts_raw, list):
+        raise Unauthorized("The token's roles and departments must be lists.")
+    roles = frozenset(Role(r) for r in roles_raw if r in Role.__members__.values())
+    if not roles:
+        raise Unauthorized("The token carries no known role.")
+    return Principal(
+        subject=str(claims["sub"]),
+        roles=roles,
+        departments=frozenset(str(d)[:100] for d in depts_raw[:100]),
+    )
+
+
+def _bearer(request: Request) -> str:
+    value = request.headers.get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized()
+    return token.strip()
+
+
+async def authenticated(request: Request) -> Principal:
+    verifier: TokenVerifier = request.app.state.token_verifier
+    principal = await verifier.verify(_bearer(request))
+    request.state.principal = principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(authenticated)]
+
+
+def require_roles(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
+    """Dependency: the caller must hold one of ``roles``; admin is always allowed."""
+    allowed = frozenset(roles) | {Role.ADMIN}
+
+    async def dependency(principal: CurrentPrincipal) -> Principal:
+        if not principal.has_any(allowed):
+            raise Forbidden(f"This operation needs one of the roles: {', '.join(sorted(allowed))}.")
+        return principal
+
+    return dependency
+
+
+def mint_dev_token(
+    *,
+    secret: str,
+    subject: str,
+    roles: list[str],
+    departments: list[str],
+    issuer: str = "switchboard",
+    audience: str = "switchboard",
+    ttl_seconds: int = 8 * 3600,
+) -> str:
+    now = int(time.time())
+    claims = {
+        "sub": subject,
+        "roles": roles,
+        "departments": departments,
+        "iss": issuer,
+        "aud": audience,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl_seconds,
+    }
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Mint a development (HS256) token.")
+    parser.add_argument("--role", action="append", required=True, choices=[r.value for r in Role])
+    parser.add_argument("--dept", action="append", default=[])
+    parser.add_argument("--sub", default="dev-user")
+    parser.add_argument("--ttl", type=int, default=8 * 3600)
+    args = parser.parse_args()
+    settings = AuthSettings()
+    secret = (
+        settings.dev_secret.get_secret_value() if settings.dev_secret else os.environ.get("AUTH_DEV_SECRET")
+    )
+    if not secret:
+        raise SystemExit("AUTH_DEV_SECRET is not set (make token reads it from var/dev-secret).")
+    print(
+        mint_dev_token(
+            secret=secret,
+            subject=args.sub,
+            roles=args.role,
+            departments=[d for d in args.dept if d],
+            issuer=settings.issuer,
+            audience=settings.audience,
+            ttl_seconds=args.ttl,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

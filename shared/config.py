@@ -1,0 +1,90 @@
+"""Settings shared by every service.
+
+Platform-wide settings (Kafka, authentication, logging) are read from unprefixed variables such as
+``KAFKA_BOOTSTRAP_SERVERS`` so that one environment configures all four services alike; each service adds its
+own settings under its own prefix (``INGEST_``, ``POLICY_``, ...). This module holds no business rules.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    """How to reach the Kafka-protocol cluster and how to talk to it."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Comma-separated host:port list of the Kafka cluster."
+    )
+    client_id_prefix: str = "switchboard"
+    # Tansu (the embedded broker) lacks InitProducerId, so idempotence is off by default for `make run` and
+    # tests and must be switched on for Apache Kafka.
+    enable_idempotence: bool = False
+    linger_ms: int = Field(2, ge=0, le=1000)
+    # The embedded broker answers a waiting fetch only when this wait expires; Apache Kafka answers at once.
+    fetch_max_wait_ms: int = Field(10, ge=1, le=10_000)
+    max_poll_records: int = Field(500, ge=1, le=10_000)
+    max_poll_interval_ms: int = Field(300_000, ge=10_000)
+    session_timeout_ms: int = Field(10_000, ge=1_000)
+    heartbeat_interval_ms: int = Field(3_000, ge=100)
+    request_timeout_ms: int = Field(40_000, ge=1_000)
+    topic_partitions: int = Field(6, ge=1, le=1000, description="Partitions of topics created at start-up.")
+    topic_replication_factor: int = Field(1, ge=1, le=10)
+    create_topics: bool = True
+    handler_max_attempts: int = Field(
+        3, ge=1, le=20, description="Attempts of a failing handler before dead-lettering."
+    )
+    handler_retry_backoff_ms: int = Field(100, ge=0, le=60_000)
+    outbox_poll_interval_ms: int = Field(500, ge=10, le=60_000)
+    outbox_batch_size: int = Field(500, ge=1, le=10_000)
+
+
+class AuthSettings(BaseSettings):
+    """Bearer-token verification. Exactly one key source should be configured in production."""
+
+    model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore")
+
+    issuer: str = "switchboard"
+    audience: str = "switchboard"
+    jwks_url: str | None = Field(None, description="JWKS URL for RS256/EdDSA keys (production).")
+    public_key_file: str | None = Field(None, description="PEM public key for RS256/EdDSA tokens.")
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "EdDSA"])
+    dev_secret: SecretStr | None = Field(
+        None, description="Enables HS256 tokens signed with this secret. Development and tests only."
+    )
+    leeway_seconds: int = Field(30, ge=0, le=300)
+
+
+class LogSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOG_", extra="ignore")
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_output: bool = Field(True, alias="LOG_JSON")
+
+
+class BaseServiceSettings(BaseSettings):
+    """Base of each service's settings; subclasses set ``env_prefix`` to ``<NAME>_``."""
+
+    model_config = SettingsConfigDict(extra="ignore", env_nested_delimiter="__")
+
+    service_name: str = "switchboard"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    database_url: str = Field("sqlite+aiosqlite:///./var/service.db", description="SQLAlchemy async URL.")
+    database_schema: str | None = Field(
+        None,
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="PostgreSQL schema holding this service's tables (one schema per service).",
+    )
+    migrate_on_start: bool = Field(True, description="Run Alembic upgrade head at start-up.")
+    max_body_bytes: int = Field(1_048_576, ge=1024, le=64 * 1_048_576)
+    consumers_enabled: bool = True
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    log: LogSettings = Field(default_factory=LogSettings)

@@ -1,0 +1,363 @@
+"""Inbox-guarded consumer runner: exactly-once effects on top of at-least-once delivery.
+
+For each fetched batch, each partition's messages are handled in ONE database transaction: per message an
+inbox row (consumer group, event id) is inserted and the handler runs, inside a savepoint; the handler writes
+its effects and any outbox rows into the same session. After the transaction commits, the offsets of every
+partition in the batch are committed (``offset + 1``), once per batch. A redelivered message finds its inbox
+row and is skipped, so replaying a topic from the beginning changes nothing.
+
+Failures:
+- a message that cannot be decoded, or whose handler still raises after ``handler_max_attempts``, is written
+  to the dead-letter topic ``<topic>.dlq.<group>`` through the outbox (same transaction), with the error in
+  headers, and the partition moves on;
+- infrastructure errors (database or network down) are not the message's fault: the whole batch is retried
+  with backoff and no offset is committed until it succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from pydantic import ValidationError
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared import failpoints
+from shared.config import KafkaSettings
+from shared.contracts.envelope import Envelope, EventModel, UnknownEventType, decode_envelope
+from shared.contracts.topics import dead_letter_topic
+from shared.db.engine import Database
+from shared.kafka.outbox import CORRELATION_HEADER, OutboxWriter
+from shared.kafka.tables import InboxMixin
+from shared.logging import get_logger, log_context
+from shared.observability import DEAD_LETTERS, EVENTS_CONSUMED, HANDLER_FAILURES, HANDLER_SECONDS
+
+log = get_logger(__name__)
+
+E = TypeVar("E", bound=EventModel)
+
+
+@dataclass
+class HandlerContext:
+    """What a handler may use: the transaction's session and the outbox. It must not commit."""
+
+    session: AsyncSession
+    outbox: OutboxWriter
+    topic: str
+    partition: int
+    offset: int
+    correlation_id: str | None
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def emit(self, envelope: Envelope[Any]) -> None:
+        self.outbox.add(self.session, envelope, correlation_id=self.correlation_id)
+
+
+Handler = Callable[[HandlerContext, Envelope[Any]], Awaitable[None]]
+
+
+class EventRouter:
+    """Maps event types to handler functions (one per type), registered with a decorator."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, Handler] = {}
+        self.models: dict[str, type[EventModel]] = {}
+
+    def add(self, model: type[EventModel], handler: Handler) -> None:
+        if model.event_type in self.handlers:
+            raise ValueError(f"a handler for {model.event_type} is already registered")
+        self.handlers[model.event_type] = handler
+        self.models[model.event_type] = model
+
+    def on(self, model: type[E]) -> Callable[[Handler], Handler]:
+        def register(fn: Handler) -> Handler:
+            self.add(model, fn)
+            return fn
+
+        return register
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted({m.topic for m in self.models.values()})
+
+
+def is_infrastructure_error(exc: BaseException) -> bool:
+    """Errors that say the database or network is unwell, not that the message is bad."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(
+        exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError | OSError | TimeoutError
+    )
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, group: str) -> None:
+        self.group = group
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        # Batches are handled and committed before the next poll, so nothing is in flight here.
+        log.info("partitions_revoked", group=self.group, partitions=len(revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("partitions_assigned", group=self.group, partitions=len(assigned))
+
+
+@dataclass
+class _Item:
+    record: ConsumerRecord[bytes, bytes]
+    envelope: Envelope[EventModel] | None
+    error: str | None
+    event_id: str
+    correlation_id: str | None
+
+
+class ConsumerRunner:
+    def __init__(
+        self,
+        *,
+        group_id: str,
+        router: EventRouter,
+        db: Database,
+        inbox_model: type[InboxMixin],
+        outbox: OutboxWriter,
+        settings: KafkaSettings,
+        client_id: str,
+    ) -> None:
+        self.group_id = group_id
+        self.router = router
+        self.db = db
+        self.inbox_model = inbox_model
+        self.outbox = outbox
+        self.settings = settings
+        self.client_id = client_id
+        self.consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.healthy = True
+
+    @property
+    def dead_letter_topics(self) -> list[str]:
+        return [dead_letter_topic(t, self.group_id) for t in self.router.topics]
+
+    async def start(self) -> None:
+        s = self.settings
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap_servers,
+            client_id=f"{s.client_id_prefix}.{self.client_id}",
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
+            max_poll_records=s.max_poll_records,
+            max_poll_interval_ms=s.max_poll_interval_ms,
+            session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=s.heartbeat_interval_ms,
+            request_timeout_ms=s.request_timeout_ms,
+        )
+        self.consumer.subscribe(self.router.topics, listener=_Rebalance(self.group_id))
+        await self.consumer.start()
+        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.group_id}")
+
+    async def stop(self, grace: float = 8.0) -> None:
+        """Finish the batch in hand, commit it, leave the group."""
+        self._stopping = True
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), grace)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._task
+        if self.consumer is not None:
+            with contextlib.suppress(Exception):
+                await self.consumer.stop()
+
+    async def _run(self) -> None:
+        assert self.consumer is not None  # noqa: S101
+        while not self._stopping:
+            try:
+                batches = await self.consumer.getmany(
+                    timeout_ms=200, max_records=self.settings.max_poll_records
+                )
+            except KafkaError as exc:
+                self.healthy = False
+                log.warning("consumer_fetch_failed", group=self.group_id, error_type=type(exc).__name__)
+                await asyncio.sleep(1.0)
+                continue
+            if not batches:
+                continue
+            offsets: dict[TopicPartition, int] = {}
+            for tp, records in batches.items():
+                await self._handle_with_retry(tp, records)
+                offsets[tp] = records[-1].offset + 1
+            failpoints.hit("consumer.after_db_commit")
+            try:
+                await self.consumer.commit(offsets)
+                self.healthy = True
+            except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+                # Lost the partitions in a rebalance: the new owner re-reads and its inbox absorbs it.
+                log.warning("offset_commit_failed", group=self.group_id, error_type=type(exc).__name__)
+
+    async def _handle_with_retry(
+        self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> None:
+        items = [self._decode(r) for r in records]
+        backoff = 0.2
+        while True:
+            started = time.perf_counter()
+            try:
+                await self._handle_batch(tp, items)
+                HANDLER_SECONDS.labels(self.group_id).observe(time.perf_counter() - started)
+                self.healthy = True
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Infrastructure trouble or a lost race on the inbox: retry the whole batch, commit nothing.
+                self.healthy = False
+                log.warning(
+                    "batch_failed_will_retry",
+                    group=self.group_id,
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    error_type=type(exc).__name__,
+                    error=str(exc)[:300],
+                )
+                if self._stopping:
+                    raise
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    def _decode(self, record: ConsumerRecord[bytes, bytes]) -> _Item:
+        headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
+        fallback_id = f"{record.topic}:{record.partition}:{record.offset}"
+        cid = headers.get(CORRELATION_HEADER)
+        try:
+            if record.value is None:
+                raise ValueError("empty message value")
+            env = decode_envelope(record.value, self.router.models)
+            return _Item(record, env, None, env.id, cid)
+        except (ValidationError, UnknownEventType, ValueError) as exc:
+            return _Item(record, None, f"{type(exc).__name__}: {str(exc)[:500]}", fallback_id, cid)
+
+    async def _handle_batch(self, tp: TopicPartition, items: list[_Item]) -> None:
+        inbox = self.inbox_model
+        async with self.db.transaction() as session:
+            seen = set(
+                (
+                    await session.execute(
+                        select(inbox.event_id).where(
+                            inbox.consumer_group == self.group_id,
+                            inbox.event_id.in_([i.event_id for i in items]),
+                        )
+                    )
+                ).scalars()
+            )
+            for item in items:
+                with log_context(
+                    event_id=item.event_id,
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    offset=item.record.offset,
+                    correlation_id=item.correlation_id,
+                ):
+                    if item.event_id in seen:
+                        EVENTS_CONSUMED.labels(tp.topic, self.group_id, "duplicate").inc()
+                        continue
+                    seen.add(item.event_id)
+                    outcome = await self._handle_one(session, item)
+                    EVENTS_CONSUMED.labels(tp.topic, self.group_id, outcome).inc()
+
+    async def _insert_inbox(self, session: AsyncSession, item: _Item, outcome: str) -> None:
+        r = item.record
+        await session.execute(
+            insert(self.inbox_model).values(
+                consumer_group=self.group_id,
+                event_id=item.event_id,
+                topic=r.topic,
+                partition=r.partition,
+                offset=r.offset,
+                outcome=outcome,
+                processed_at=datetime.now(UTC),
+            )
+        )
+
+    async def _handle_one(self, session: AsyncSession, item: _Item) -> str:
+        error = item.error
+        attempts = 0
+        if item.envelope is not None:
+            handler = self.router.handlers[item.envelope.type]
+            while attempts < self.settings.handler_max_attempts:
+                attempts += 1
+                try:
+                    async with session.begin_nested():
+                        await self._insert_inbox(session, item, "handled")
+                        ctx = HandlerContext(
+                            session=session,
+                            outbox=self.outbox,
+                            topic=item.record.topic,
+                            partition=item.record.partition,
+                            offset=item.record.offset,
+                            correlation_id=item.correlation_id,
+                        )
+                        await handler(ctx, item.envelope)
+                    return "handled"
+                except sa_exc.IntegrityError as exc:
+                    if await self._already_handled(session, item):
+                        return "duplicate"  # another consumer of the group committed it first
+                    error = f"IntegrityError: {str(exc.orig)[:500]}"
+                except Exception as exc:
+                    if is_infrastructure_error(exc):
+                        raise
+                    error = f"{type(exc).__name__}: {str(exc)[:500]}"
+                HANDLER_FAILURES.labels(item.record.topic, self.group_id).inc()
+                log.warning("handler_failed", attempt=attempts, error_type=error.split(":", 1)[0])
+                if attempts < self.settings.handler_max_attempts:
+                    await asyncio.sleep(self.settings.handler_retry_backoff_ms / 1000 * attempts)
+        self._dead_letter(session, item, error or "unknown error", attempts)
+        await self._insert_inbox(session, item, "dead_lettered")
+        return "dead_lettered"
+
+    async def _already_handled(self, session: AsyncSession, item: _Item) -> bool:
+        inbox = self.inbox_model
+        found = await session.scalar(
+            select(inbox.event_id).where(
+                inbox.consumer_group == self.group_id, inbox.event_id == item.event_id
+            )
+        )
+        return found is not None
+
+    def _dead_letter(self, session: AsyncSession, item: _Item, error: str, attempts: int) -> None:
+        r = item.record
+        headers = {k: v.decode(errors="replace") for k, v in (r.headers or ())}
+        headers.update(
+            {
+                "dlq_error": error[:1000],
+                "dlq_original_topic": r.topic,
+                "dlq_original_partition": str(r.partition),
+                "dlq_original_offset": str(r.offset),
+                "dlq_consumer_group": self.group_id,
+                "dlq_attempts": str(attempts),
+                "dlq_failed_at": datetime.now(UTC).isoformat(),
+            }
+        )
+        self.outbox.add_raw(
+            session,
+            event_id=item.event_id,
+            topic=dead_letter_topic(r.topic, self.group_id),
+            key=(r.key or b"").decode(errors="replace") or item.event_id,
+            value=r.value or b"",
+            headers=headers,
+        )
+        DEAD_LETTERS.labels(r.topic, self.group_id).inc()
+        log.error("message_dead_lettered", attempts=attempts, error_type=error.split(":", 1)[0])

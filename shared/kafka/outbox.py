@@ -1,0 +1,190 @@
+"""Transactional outbox: events are rows written in the state's own transaction; a relay publishes them.
+
+No event is published that was not committed (the row only exists after commit) and none committed is lost
+(the row is deleted only after the broker acknowledged it with acks=all). A crash between the two publishes
+the row again: consumers absorb it through their inbox. On PostgreSQL a transaction-scoped advisory lock keeps
+one relay active per service database, so events leave in commit order even with several replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import zlib
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared import failpoints
+from shared.contracts.envelope import Envelope, EventModel
+from shared.db.engine import Database
+from shared.kafka.tables import OutboxMixin
+from shared.logging import current_correlation_id, get_logger
+from shared.observability import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
+
+log = get_logger(__name__)
+
+CORRELATION_HEADER = "correlation_id"
+DIRTY_FLAG = "switchboard.outbox_dirty"
+
+
+class OutboxWriter:
+    """Adds outbox rows to the caller's session; never commits."""
+
+    def __init__(self, model: type[OutboxMixin]) -> None:
+        self.model = model
+
+    def add(
+        self,
+        session: AsyncSession,
+        envelope: Envelope[Any],
+        *,
+        correlation_id: str | None = None,
+    ) -> None:
+        data: EventModel = envelope.data
+        headers = {"ce_type": envelope.type}
+        cid = correlation_id or current_correlation_id()
+        if cid:
+            headers[CORRELATION_HEADER] = cid
+        self.add_raw(
+            session,
+            event_id=envelope.id,
+            topic=data.topic,
+            key=envelope.subject,
+            value=envelope.model_dump_json().encode(),
+            headers=headers,
+        )
+
+    def add_raw(
+        self,
+        session: AsyncSession,
+        *,
+        event_id: str,
+        topic: str,
+        key: str,
+        value: bytes,
+        headers: dict[str, str],
+    ) -> None:
+        session.add(
+            self.model(  # type: ignore[call-arg]
+                event_id=event_id,
+                topic=topic,
+                key=key,
+                value=value,
+                headers=headers,
+                created_at=datetime.now(UTC),
+            )
+        )
+        session.info[DIRTY_FLAG] = True
+
+
+class OutboxRelay:
+    """Background task publishing committed outbox rows in id order, in batches."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        model: type[OutboxMixin],
+        producer: AIOKafkaProducer,
+        lock_name: str,
+        batch_size: int = 500,
+        poll_interval: float = 0.5,
+    ) -> None:
+        self.db = db
+        self.model = model
+        self.producer = producer
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.lock_key = zlib.crc32(f"switchboard.outbox.{lock_name}".encode())
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self.healthy = True
+        db.on_commit(self._after_commit)
+
+    def _after_commit(self, info: dict[str, Any]) -> None:
+        if info.pop(DIRTY_FLAG, False):
+            self._wake.set()
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self, grace: float = 5.0) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(self._task, grace)
+        except (TimeoutError, asyncio.CancelledError):
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                published = await self.publish_batch()
+                self.healthy = True
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.healthy = False
+                log.warning("outbox_publish_failed", error_type=type(exc).__name__, error=str(exc)[:300])
+                if self._stopping:
+                    return
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if published >= self.batch_size:
+                continue  # more waiting: no sleep
+            if self._stopping:
+                return
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+
+    async def publish_batch(self) -> int:
+        """Publish up to ``batch_size`` rows; returns how many were published."""
+        async with self.db.transaction() as session:
+            if not self.db.is_sqlite:
+                got = await session.scalar(select(func.pg_try_advisory_xact_lock(self.lock_key)))
+                if not got:
+                    return 0
+            m = self.model
+            rows = (
+                await session.execute(
+                    select(m.id, m.topic, m.key, m.value, m.headers, m.created_at)
+                    .order_by(m.id)
+                    .limit(self.batch_size)
+                )
+            ).all()
+            if not rows:
+                OUTBOX_BACKLOG.set(0)
+                OUTBOX_OLDEST_AGE.set(0)
+                return 0
+            OUTBOX_BACKLOG.set(len(rows))
+            OUTBOX_OLDEST_AGE.set((datetime.now(UTC) - rows[0].created_at).total_seconds())
+            futures = []
+            for row in rows:
+                headers = [(k, str(v).encode()) for k, v in (row.headers or {}).items()]
+                futures.append(
+                    await self.producer.send(
+                        row.topic, value=row.value, key=row.key.encode(), headers=headers
+                    )
+                )
+            await asyncio.gather(*futures)
+            failpoints.hit("outbox.after_send")
+            await session.execute(delete(m).where(m.id.in_([row.id for row in rows])))
+            for row in rows:
+                OUTBOX_PUBLISHED.labels(row.topic).inc()
+            return len(rows)
