@@ -52,7 +52,8 @@ class ServiceProcess:
         self._pump.start()
 
     def _pump_output(self, sink: IO[bytes] | None, echo: bool) -> None:
-        assert self.process is not None and self.process.stdout is not None  # noqa: S101
+        if self.process is None or self.process.stdout is None:
+            return
         prefix = f"{self.name:<8}| ".encode()
         for line in self.process.stdout:
             if sink is not None:
@@ -209,7 +210,8 @@ Post a post (in another terminal):
     "text": "When does the bridge reopen?", "author": {{"id": "42", "handle": "someone"}},
     "created_at": "2026-11-26T09:00:00Z"}}'
 Then its timeline (use the id it answered):
-  curl -s {platform.services["metrics"].url}/v1/posts/ID/timeline -H "Authorization: Bearer $(make -s token ROLE=ops)"
+  curl -s {platform.services["metrics"].url}/v1/posts/ID/timeline \\
+    -H "Authorization: Bearer $(make -s token ROLE=ops)"
 
 Ctrl-C stops everything.
 """,

@@ -1,0 +1,65 @@
+# Switchboard: `make run` runs the platform, `make test` passes the tests. Both install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)
+SERVICES := ingest policy routing metrics
+
+.PHONY: help install run test test-unit test-integration test-e2e lint fmt token migrate clean
+
+help:
+	@echo "make run    - embedded Kafka broker + the four services on :8001-8004 (SQLite under ./var)"
+	@echo "make test   - unit, integration (real broker, real DB) and end-to-end tests"
+	@echo "make lint   - ruff check, ruff format --check, mypy --strict"
+	@echo "make token ROLE=responder DEPT=transport SUB=r1 - a development bearer token"
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml uv.lock
+	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+	$(PYTHON) -m uv sync --frozen
+	@touch $@
+
+run: install
+	$(PY) -m shared.devrun
+
+test: install
+	$(PY) -m pytest
+
+test-unit: install
+	$(PY) -m pytest -m "not kafka and not e2e"
+
+test-integration: install
+	$(PY) -m pytest -m "kafka and not e2e"
+
+test-e2e: install
+	$(PY) -m pytest -m e2e
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+fmt: install
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+ROLE ?= agency_system
+DEPT ?=
+SUB ?= dev-user
+token: install
+	@test -f var/dev-secret || { echo "var/dev-secret is missing: start the platform once with 'make run'." >&2; exit 1; }
+	@AUTH_DEV_SECRET=$$(cat var/dev-secret) $(PY) -m shared.auth --role $(ROLE) --dept "$(DEPT)" --sub $(SUB)
+
+# Apply every service's migrations to the databases named by <SERVICE>_DATABASE_URL (and _SCHEMA).
+migrate: install
+	@for s in $(SERVICES); do \
+	  up=$$(echo $$s | tr a-z A-Z); url_var=$${up}_DATABASE_URL; schema_var=$${up}_DATABASE_SCHEMA; \
+	  url=$${!url_var:-sqlite+aiosqlite:///./var/$$s.db}; schema=$${!schema_var:-}; \
+	  echo "migrating $$s"; \
+	  $(PY) -m shared.db.migrations services/$$s/migrations upgrade --url "$$url" $${schema:+--schema "$$schema"} || exit 1; \
+	done
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache
