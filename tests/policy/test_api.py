@@ -175,8 +175,8 @@ class TestOutboundChecks:
             fixed = await client.post(
                 "/v1/checks",
                 json={
-                    "text": "We're here. Lifeline 13 11 14 or Suicide Call Back Service 1300 659 467, both 24/7. "
-                    "If life is in danger call 000.",
+                    "text": "We're here. Lifeline 13 11 14 or Suicide Call Back Service 1300 659 467, "
+                    "both 24/7. If life is in danger call 000.",
                     "platform": "x",
                     "in_reply_to_post_id": post.post_id,
                 },
