@@ -197,7 +197,7 @@ def _excluded(exclude: re.Pattern[str], raw: str, start: int, end: int) -> bool:
 
 
 # Candidates are not part of a longer digit run, including one written in groups ("51 824 753 556").
-_NOT_BEFORE = r"(?<![\dA-Za-z])(?<!\d[ -])"
+_NOT_BEFORE = r"(?<![\dA-Za-z])(?<!\d[ -])(?<![A-Za-z]-)"
 _NOT_AFTER = r"(?![ -]?\d)(?![A-Za-z0-9])"
 _IDENTIFIER_CANDIDATES: dict[str, re.Pattern[str]] = {
     "tfn": re.compile(rf"{_NOT_BEFORE}(?:\d{{3}}[ -]?\d{{3}}[ -]?\d{{2,3}}|\d{{4}}[ -]?\d{{4}}){_NOT_AFTER}"),
@@ -207,6 +207,22 @@ _IDENTIFIER_CANDIDATES: dict[str, re.Pattern[str]] = {
     "card": re.compile(rf"{_NOT_BEFORE}\d(?:[ -]?\d){{12,18}}{_NOT_AFTER}"),
     "crn": re.compile(r"(?<![A-Za-z0-9])(?<!\d[ -])\d{3}[ -]?\d{3}[ -]?\d{3}[ -]?[A-Za-z](?![A-Za-z0-9])"),
 }
+# How people write each identifier when they copy it from a card or letter: digits in its usual groups with
+# one kind of separator. "2024-118392" is a reference code, not a Medicare number written 4-5-1.
+_GROUPINGS: dict[str, re.Pattern[str]] = {
+    "tfn": re.compile(r"^\d{3}([ -])\d{3}\1\d{3}$|^\d{4}[ -]\d{4}$|^\d{3}([ -])\d{3}\2\d{2}$"),
+    "medicare": re.compile(r"^\d{4}([ -])\d{5}\1\d(?:[ /-]?\d)?$"),
+    "abn": re.compile(r"^\d{2}([ -])\d{3}\1\d{3}\1\d{3}$"),
+    "acn": re.compile(r"^\d{3}([ -])\d{3}\1\d{3}$"),
+    "card": re.compile(r"^\d{4}([ -])\d{4}\1\d{4}\1\d{1,7}$"),
+    "crn": re.compile(r"^\d{3}([ -])\d{3}\1\d{3}[ -]?[A-Za-z]$"),
+}
+
+
+def _written_as(kind: str, value: str) -> bool:
+    return _GROUPINGS[kind].match(value) is not None
+
+
 _VALIDATORS: dict[str, Callable[[str], bool]] = {
     "tfn": checksums.tfn_valid,
     "medicare": checksums.medicare_valid,
@@ -232,7 +248,7 @@ def _identifier(d: IdentifierDetector) -> Find:
                 continue
             if d.evidence != "checksum":
                 keyword = keywords is not None and _near(keywords, text, m.start(), m.end(), d.window)
-                grouped = d.evidence == "keyword_or_grouping" and _SEPARATORS.search(value) is not None
+                grouped = d.evidence == "keyword_or_grouping" and _written_as(d.kind, value)
                 if not (keyword or grouped):
                     continue
             hits.append(Hit(m.start(), m.end()))
@@ -334,7 +350,7 @@ def _street_address(d: StreetAddressDetector) -> Find:
 
 
 _DATE = re.compile(
-    r"(?<![\d/.-])(?:0?[1-9]|[12]\d|3[01])([/.-])(?:0?[1-9]|1[0-2])\1(?:19|20)\d{2}(?![\d/.-])"
+    r"(?<![\d/.-])(?:0?[1-9]|[12]\d|3[01])([/.-])(?:0?[1-9]|1[0-2])\1(?:19|20)\d{2}(?![\d/-])(?!\.\d)"
     r"|\b(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\s+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)"
     r"[a-z]*,?\s+(?:19|20)\d{2}\b",
     re.IGNORECASE,
@@ -393,7 +409,8 @@ def _term_regex(term: str, *, inflect: bool, obfuscate: bool) -> str:
         # Inflect the head (first) and the last word: "end my life" -> "ending my life", "kill myself".
         forms = inflections(word) if inflect and (i == 0 or i == len(words) - 1) else [word]
         if obfuscate:
-            alts = ["".join(_LEET.get(c, re.escape(c)) for c in f) for f in forms]
+            # Disguised spellings: look-alike digits and symbols, and any letter but the first starred out.
+            alts = [f[0] + "".join(_LEET.get(c, f"[{re.escape(c)}*]") for c in f[1:]) for f in forms]
         else:
             alts = [re.escape(f).replace("'", "['\u2019]") for f in forms]
         parts.append("(?:" + "|".join(sorted(alts, key=len, reverse=True)) + ")")
