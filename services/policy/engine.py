@@ -22,6 +22,7 @@ from services.policy.pack import (
     DateOfBirthDetector,
     Direction,
     EmailDetector,
+    GatedPattern,
     IdentifierDetector,
     LengthDetector,
     LexiconDetector,
@@ -117,18 +118,58 @@ class Evaluation:
 
 
 class _Text:
-    """The text plus features computed once and shared by every detector."""
+    """The text plus features computed once and shared by every detector: its lowercase words (for the
+    rules' speed gates) and whether it has a digit, an @ or a dot at all."""
 
-    __slots__ = ("has_at", "has_digit", "has_dot", "raw")
+    __slots__ = ("_windows", "disguise_chars", "has_at", "has_digit", "maybe_link", "raw", "words")
 
     def __init__(self, raw: str) -> None:
         self.raw = raw
-        self.has_digit = _DIGIT.search(raw) is not None
+        self._windows: list[tuple[int, int]] | None = None
+        # bytes.translate runs in C: non-ASCII becomes "?" and then, like all punctuation, a separator.
+        ascii_bytes = raw.lower().encode("ascii", "replace")
+        self.words = frozenset(ascii_bytes.translate(_SPLIT_BYTES).decode("ascii").split())
+        self.has_digit = bool(ascii_bytes.translate(None, _NOT_DIGIT_BYTES))
+        self.disguise_chars = bool(ascii_bytes.translate(None, _NOT_DISGUISE_BYTES))
         self.has_at = "@" in raw
-        self.has_dot = "." in raw
+        # Every link the URL pattern finds has "/" (scheme or path) or starts with www.
+        self.maybe_link = "/" in raw or "www" in self.words
+
+    @property
+    def number_windows(self) -> list[tuple[int, int]]:
+        """Where an identifier or phone number can be: around each run of at least 6 digits (separated by
+        at most two of space, dash, slash, parentheses), widened by 4 characters each side so the
+        candidate patterns' look-arounds and a CRN's trailing letter still see their context."""
+        if self._windows is None:
+            windows: list[tuple[int, int]] = []
+            if self.has_digit:
+                for m in _RUN.finditer(self.raw):
+                    if sum(c.isdigit() for c in m.group()) < 6:
+                        continue
+                    start, end = max(0, m.start() - 4), min(len(self.raw), m.end() + 4)
+                    if windows and start <= windows[-1][1]:
+                        windows[-1] = (windows[-1][0], end)
+                    else:
+                        windows.append((start, end))
+            self._windows = windows
+        return self._windows
 
 
 _DIGIT = re.compile(r"\d")
+_RUN = re.compile(r"\d(?:[ \-/()]{0,2}\d)*")
+# Everything but ASCII letters and digits separates words.
+_SPLIT_BYTES = bytes(c if c < 128 and chr(c).isalnum() else 32 for c in range(256))
+_NOT_DIGIT_BYTES = bytes(c for c in range(256) if not (48 <= c <= 57))
+_NOT_DISGUISE_BYTES = bytes(c for c in range(256) if chr(c) not in "*@$!|013457")
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def gate_tokens(phrase: str) -> str | None:
+    """The first word of ``phrase`` as the gate sees it (``don't`` -> ``don``)."""
+    m = _TOKEN.search(phrase.lower())
+    return m.group() if m else None
+
+
 _SEPARATORS = re.compile(r"[ \-/]")
 
 Find = Callable[[_Text, Context], list[Hit]]
@@ -143,12 +184,17 @@ class CompiledRule:
     crisis: bool
     identifier: bool
     redact_mask: str
+    gate: frozenset[str] | None = None
+    switched: bool = False  # the rule depends on caretaker or crisis mode
 
 
 @dataclass(frozen=True)
 class CompiledPack:
     pack: PolicyPack
     rules: tuple[CompiledRule, ...]
+    inbound: tuple[CompiledRule, ...] = ()
+    outbound: tuple[CompiledRule, ...] = ()
+    masks: dict[str, str] = field(default_factory=dict)
 
     @property
     def policy_version(self) -> str:
@@ -169,13 +215,23 @@ def _near(keywords: re.Pattern[str], text: _Text, start: int, end: int, window: 
 
 def _regex(d: RegexDetector) -> Find:
     flags = re.IGNORECASE if d.ignore_case else 0
-    pattern = re.compile("|".join(f"(?:{p})" for p in d.patterns), flags)
+    plain = [p for p in d.patterns if isinstance(p, str)]
+    pattern = re.compile("|".join(f"(?:{p})" for p in plain), flags) if plain else None
+    gated = [
+        (re.compile(p.pattern, flags), frozenset(p.gate)) for p in d.patterns if isinstance(p, GatedPattern)
+    ]
     keywords = _keyword_regex(d.keywords) if d.keywords else None
     exclude = re.compile("|".join(f"(?:{p})" for p in d.exclude), re.IGNORECASE) if d.exclude else None
 
     def find(text: _Text, _ctx: Context) -> list[Hit]:
+        matches = list(pattern.finditer(text.raw)) if pattern is not None else []
+        for rx, gate in gated:
+            if not gate.isdisjoint(text.words):
+                matches.extend(rx.finditer(text.raw))
+        if len(matches) > 1:
+            matches = sorted({(m.start(), m.end()): m for m in matches}.values(), key=lambda m: m.start())
         hits = []
-        for m in pattern.finditer(text.raw):
+        for m in matches:
             if m.end() == m.start():
                 continue
             if keywords is not None and not _near(keywords, text, m.start(), m.end(), d.window):
@@ -233,16 +289,19 @@ _VALIDATORS: dict[str, Callable[[str], bool]] = {
 }
 
 
+def _in_windows(pattern: re.Pattern[str], text: _Text) -> list[re.Match[str]]:
+    # endpos hides what follows the window from look-aheads; the 4-character margin covers them.
+    return [m for start, end in text.number_windows for m in pattern.finditer(text.raw, start, end)]
+
+
 def _identifier(d: IdentifierDetector) -> Find:
     candidates = _IDENTIFIER_CANDIDATES[d.kind]
     valid = _VALIDATORS[d.kind]
     keywords = _keyword_regex(d.keywords) if d.keywords else None
 
     def find(text: _Text, _ctx: Context) -> list[Hit]:
-        if not text.has_digit:
-            return []
         hits = []
-        for m in candidates.finditer(text.raw):
+        for m in _in_windows(candidates, text):
             value = m.group()
             if not valid(_SEPARATORS.sub("", value)):
                 continue
@@ -279,10 +338,8 @@ def _phone(d: PhoneDetector) -> Find:
     allowed = frozenset(_national(_digits_only(n)) for n in d.allow)
 
     def find(text: _Text, _ctx: Context) -> list[Hit]:
-        if not text.has_digit:
-            return []
         hits = []
-        for m in _PHONE.finditer(text.raw):
+        for m in _in_windows(_PHONE, text):
             number = _national(_digits_only(m.group()))
             if number in allowed:
                 continue
@@ -377,11 +434,26 @@ _LEET: dict[str, str] = {
     "e": "[e3*]",
     "i": "[i1!*|]",
     "o": "[o0*]",
-    "u": "[uv*]",
+    "u": "[u*]",
     "s": "[s$5]",
     "t": "[t7]",
     "l": "[l1|]",
 }
+
+
+_DISGUISED = re.compile(r"[a-z][*@$!|013457]", re.IGNORECASE)
+
+
+def _term_words(term: str, *, inflect: bool) -> list[frozenset[str]]:
+    """The gate words of each word of ``term`` (all its forms where it is inflected), split as the text is."""
+    words = term.lower().split()
+    out = []
+    for i, word in enumerate(words):
+        forms = inflections(word) if inflect and i in (0, len(words) - 1) else [word]
+        for j, _piece in enumerate(_TOKEN.findall(word)):
+            # A form's j-th token: "can't" -> "can", "t"; every form keeps the apostrophe's split.
+            out.append(frozenset(toks[j] for f in forms if len(toks := _TOKEN.findall(f)) > j))
+    return out
 
 
 def inflections(word: str) -> list[str]:
@@ -421,8 +493,43 @@ def _lexicon(d: LexiconDetector) -> Find:
     body = "|".join(_term_regex(t, inflect=d.inflections, obfuscate=d.obfuscation) for t in d.terms)
     pattern = re.compile(rf"(?<![\w@#*$]){'(?:' + body + ')'}(?![\w*])", re.IGNORECASE)
     exclude = re.compile("|".join(f"(?:{p})" for p in d.exclude), re.IGNORECASE) if d.exclude else None
+    plain = frozenset(
+        f for t in d.terms for f in (inflections(t.lower()) if d.inflections else [t.lower()]) if f.isalnum()
+    )
+    all_plain = all(t.isalnum() for t in d.terms)
+    # For each term, the words it needs (each as the set of its forms): a term is possible only when every
+    # one of its words is in the text, which rules out "can't go on" for a post that merely says "can".
+    # Indexed by the forms of each term's first word (C-level set intersection finds the candidates).
+    by_first: dict[str, list[list[frozenset[str]]]] = {}
+    if not d.obfuscation:
+        for t in d.terms:
+            needed = _term_words(t, inflect=d.inflections)
+            for form in needed[0]:
+                by_first.setdefault(form, []).append(needed[1:])
+    firsts = frozenset(by_first)
+
+    def possible(words: frozenset[str]) -> bool:
+        for first in firsts & words:
+            for rest in by_first[first]:
+                for forms in rest:
+                    if forms.isdisjoint(words):
+                        break
+                else:
+                    return True
+        return False
 
     def find(text: _Text, _ctx: Context) -> list[Hit]:
+        if by_first and not possible(text.words):
+            return []
+        # A disguised match starts with a plain letter, so it has a letter followed by a look-alike symbol
+        # somewhere; without one, a match is a plain form and the cheap word check decides.
+        if (
+            d.obfuscation
+            and all_plain
+            and plain.isdisjoint(text.words)
+            and not (text.disguise_chars and _DISGUISED.search(text.raw))
+        ):
+            return []
         hits = []
         for m in pattern.finditer(text.raw):
             if exclude is not None and _excluded(exclude, text.raw, m.start(), m.end()):
@@ -459,7 +566,7 @@ def _link_domains(d: LinkDomainsDetector) -> Find:
     shorteners = frozenset(s.lower() for s in d.shorteners)
 
     def find(text: _Text, _ctx: Context) -> list[Hit]:
-        if not text.has_dot:
+        if not text.maybe_link:
             return []
         hits = []
         for m in _URL.finditer(text.raw):
@@ -548,7 +655,52 @@ _BUILDERS: dict[type[object], Callable[..., Find]] = {
 # --- compile and evaluate --------------------------------------------------------------------------------
 
 
-def compile_pack(pack: PolicyPack) -> CompiledPack:
+def _gate(detector: object) -> frozenset[str] | None:
+    """Words of which a match must contain one; None when the detector has no such promise."""
+    words: set[str | None] = set()
+    if isinstance(detector, RegexDetector):
+        if detector.keywords:  # a keyword is required near every match
+            words = {gate_tokens(k) for k in detector.keywords}
+        elif detector.gate:
+            words = set(detector.gate)
+        elif all(isinstance(p, GatedPattern) for p in detector.patterns):
+            words = {w for p in detector.patterns if isinstance(p, GatedPattern) for w in p.gate}
+    elif isinstance(detector, DateOfBirthDetector) or (
+        isinstance(detector, IdentifierDetector) and detector.evidence == "keyword"
+    ):
+        words = {gate_tokens(k) for k in detector.keywords}
+    elif isinstance(detector, StreetAddressDetector):
+        words = {w.lower() for w in _STREET_TYPES.split("|")}
+    elif isinstance(detector, LexiconDetector) and not detector.obfuscation:
+        # Every match of a term contains each of its words (the first and last in some inflected form):
+        # gate on the term's least common word, so "can't go on" waits for "can't", not every "go".
+        for term in detector.terms:
+            terms_words = term.lower().split()
+            i = _rarest(terms_words)
+            inflected = detector.inflections and i in (0, len(terms_words) - 1)
+            forms = inflections(terms_words[i]) if inflected else [terms_words[i]]
+            words.update(gate_tokens(f) for f in forms)
+    if not words or None in words:
+        return None
+    return frozenset(w for w in words if w is not None)
+
+
+_COMMON_WORDS = (
+    "i me my myself you your we us our he she they it the a an and or of in on at to for from be is are "
+    "was not no all up go get just can can't don't won't want say end take self better off without "
+    "nothing everyone someone life"
+)
+_COMMON = frozenset(_COMMON_WORDS.split())
+
+
+def _rarest(words: list[str]) -> int:
+    """Index of the word to gate on: the longest that is not a common word (the longest if all are)."""
+    candidates = [i for i, w in enumerate(words) if w not in _COMMON] or list(range(len(words)))
+    return max(candidates, key=lambda i: len(words[i]))
+
+
+def compile_pack(pack: PolicyPack, *, gates: bool = True) -> CompiledPack:
+    """Precompile ``pack``; ``gates=False`` runs every rule on every text (tests: gates change nothing)."""
     compiled = []
     for rule in pack.rules:
         if not rule.enabled:
@@ -562,11 +714,19 @@ def compile_pack(pack: PolicyPack) -> CompiledPack:
                 crisis=rule.label in CRISIS_LABELS,
                 identifier=isinstance(rule.detector, IdentifierDetector),
                 redact_mask=rule.redact_as or f"[{rule.label}]",
+                gate=_gate(rule.detector) if gates else None,
+                switched=bool(rule.modes.only_in or rule.modes.off_in),
             )
         )
     # Crisis rules first: whatever happens to the others, they have already run.
     compiled.sort(key=lambda r: not r.crisis)
-    return CompiledPack(pack=pack, rules=tuple(compiled))
+    return CompiledPack(
+        pack=pack,
+        rules=tuple(compiled),
+        inbound=tuple(r for r in compiled if r.inbound),
+        outbound=tuple(r for r in compiled if r.outbound),
+        masks={r.rule.id: r.redact_mask for r in compiled},
+    )
 
 
 def _mode_allows(rule: Rule, modes: frozenset[str]) -> bool:
@@ -582,11 +742,12 @@ def evaluate(pack: CompiledPack, text: str, ctx: Context) -> Evaluation:
     findings: list[Finding] = []
     failed: list[str] = []
     identifier_spans: list[tuple[int, int, int]] = []  # (index into findings, start, end)
-    for cr in pack.rules:
-        if not (cr.inbound if inbound else cr.outbound):
+    words = t.words
+    for cr in pack.inbound if inbound else pack.outbound:
+        if cr.gate is not None and cr.gate.isdisjoint(words):
             continue
         rule = cr.rule
-        if (rule.modes.only_in or rule.modes.off_in) and not _mode_allows(rule, ctx.active_modes):
+        if cr.switched and not _mode_allows(rule, ctx.active_modes):
             continue
         if rule.visibility is not None and rule.visibility != ctx.visibility:
             continue
@@ -657,7 +818,7 @@ def screen(pack: CompiledPack, text: str, ctx: Context) -> Screening:
     crisis = bool(CRISIS_LABELS.intersection(labels))
     top = max((SEVERITY_RANK[f.severity] for f in result.findings), default=0)
     risk: Risk = "critical" if crisis else _RISK_OF_RANK[top]
-    masks = {cr.rule.id: cr.redact_mask for cr in pack.rules}
+    masks = pack.masks
     to_mask = [f for f in result.findings if f.action == "redact" and f.start is not None]
     return Screening(
         labels=labels,

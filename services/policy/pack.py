@@ -29,6 +29,7 @@ MAX_PACK_BYTES = 256 * 1024
 
 ShortText = Annotated[str, Field(min_length=1, max_length=100)]
 Pattern = Annotated[str, Field(min_length=1, max_length=500)]
+GateWord = Annotated[str, Field(pattern=r"^[a-z0-9]{1,40}$")]
 
 
 class _Strict(BaseModel):
@@ -44,17 +45,43 @@ def _check_patterns(patterns: list[str], *, ignore_case: bool = True) -> list[st
     return patterns
 
 
+class GatedPattern(_Strict):
+    """A pattern that runs only when the text has one of ``gate`` (every match contains one of them)."""
+
+    pattern: Pattern
+    gate: list[GateWord] = Field(min_length=1, max_length=100)
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        return _check_patterns([value])[0]
+
+
 class RegexDetector(_Strict):
     """Any of ``patterns`` matches; optionally only with one of ``keywords`` within ``window`` characters."""
 
     type: Literal["regex"]
-    patterns: list[Pattern] = Field(min_length=1, max_length=20)
+    patterns: list[Pattern | GatedPattern] = Field(min_length=1, max_length=20)
     ignore_case: bool = True
     keywords: list[ShortText] = Field(default_factory=list, max_length=50)
     window: int = Field(60, ge=1, le=300)
     exclude: list[Pattern] = Field(default_factory=list, max_length=50)
+    gate: list[GateWord] = Field(
+        default_factory=list,
+        max_length=200,
+        description=(
+            "Speed gate: the rule runs only when the text contains one of these words (lowercase letters and "
+            "digits; punctuation splits words). Every match of the patterns must contain one of them."
+        ),
+    )
 
-    @field_validator("patterns", "exclude")
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_compile(cls, value: list[str | GatedPattern]) -> list[str | GatedPattern]:
+        _check_patterns([p for p in value if isinstance(p, str)])
+        return value
+
+    @field_validator("exclude")
     @classmethod
     def _compiles(cls, value: list[str]) -> list[str]:
         return _check_patterns(value)

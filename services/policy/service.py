@@ -168,7 +168,7 @@ def _media(items: Sequence[MediaIn]) -> list[engine.MediaItem]:
 
 
 def _masks(pack: engine.CompiledPack) -> dict[str, str]:
-    return {cr.rule.id: cr.redact_mask for cr in pack.rules}
+    return pack.masks
 
 
 async def run_check(*, session: AsyncSession, request: CheckCreate, checked_by: str, now: datetime) -> Check:
