@@ -349,15 +349,26 @@ def pack_problems(document: dict[str, Any], exc: ValidationError) -> list[FieldP
             raw = rules[index] if index < len(rules) else None
             rule_id = raw.get("id") if isinstance(raw, dict) else None
             name = f"rules[{rule_id}]" if isinstance(rule_id, str) and rule_id else f"rules[{index}]"
-            # The discriminated union adds the detector type to the path; it says nothing to the author.
+            # Unions add the member tried to the path (detector type, literal[...], a class name); that
+            # says nothing to the author of the YAML, so the path keeps only the document's own keys.
             rest = [str(p) for p in loc[2:]]
             if len(rest) >= 2 and rest[0] == "detector" and rest[1] in _DETECTOR_TYPES:
                 del rest[1]
+            rest = [p for p in rest if not _UNION_TAG.match(p)]
             field = ".".join([name, *rest])
         else:
             field = ".".join(str(p) for p in loc) or "body"
-        problems.append(FieldProblem(field=field, reason=str(err.get("msg", "invalid"))))
+        reason = str(err.get("msg", "invalid"))
+        for problem in problems:
+            if problem.field == field:
+                problem.reason = f"{problem.reason}; or {reason}"
+                break
+        else:
+            problems.append(FieldProblem(field=field, reason=reason))
     return problems
+
+
+_UNION_TAG = re.compile(r"^(?:literal\[.*\]|[A-Z][A-Za-z]+|str|int|function-\w+\[.*\])$")
 
 
 _DETECTOR_TYPES = frozenset(
