@@ -146,11 +146,10 @@ async def test_no_post_is_lost_or_assigned_twice_when_services_crash(platform: P
             None,
             lambda: platform.restart("routing", env={"SWITCHBOARD_FAILPOINTS": "consumer.after_db_commit"}),
         )
-        routing = platform.services["routing"]
-        while routing.process is not None and routing.process.poll() is None:
-            await asyncio.sleep(0.05)
-        assert routing.process is not None
-        assert routing.process.returncode == 137, "the fail-point should have ended routing"
+        routing = platform.services["routing"].process
+        assert routing is not None
+        returncode = await loop.run_in_executor(None, lambda: routing.wait(60))
+        assert returncode == 137, "the fail-point should have ended routing"
         t0 = time.monotonic()
         await loop.run_in_executor(
             None, lambda: platform.restart("routing", env={"SWITCHBOARD_FAILPOINTS": ""})
