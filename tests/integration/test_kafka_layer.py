@@ -193,10 +193,14 @@ class TestOutboxRelay:
 
     async def test_rolled_back_rows_are_never_published(self, harness: Harness) -> None:
         writer = OutboxWriter(Outbox)
-        with pytest.raises(RuntimeError):
+
+        async def unit_of_work_that_fails() -> None:
             async with harness.db.transaction() as s:
                 writer.add(s, received("rolled-back"))
                 raise RuntimeError("abort the unit of work")
+
+        with pytest.raises(RuntimeError):
+            await unit_of_work_that_fails()
         async with harness.db.transaction() as s:
             writer.add(s, received("committed"))
         producer = make_producer(harness.kafka, client_id="relay")
