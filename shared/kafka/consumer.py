@@ -289,6 +289,7 @@ class ConsumerRunner:
                     seen.add(item.event_id)
                     outcome = await self._handle_one(session, item)
                     EVENTS_CONSUMED.labels(tp.topic, self.group_id, outcome).inc()
+                    log.debug("event_handled", outcome=outcome)
 
     async def _insert_inbox(self, session: AsyncSession, item: _Item, outcome: str) -> None:
         r = item.record
