@@ -90,7 +90,7 @@ async def test_broker_outage_loses_nothing_and_recovers(
         await wait_until(lambda: _ge(screened_count, 5), 30, "first posts screened")
 
         proxy.cut()
-        # While the broker is away: readiness says so, and ingest still answers 202 only after a durable commit.
+        # While the broker is away: readiness says so; ingest still answers 202, after a durable commit.
         await wait_until(lambda: _not_ready(ingest), 15, "ingest reports not ready")
         for i in range(5, 25):
             r = await ingest.post("/v1/posts", json=post(i), headers=headers)
