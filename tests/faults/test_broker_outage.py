@@ -105,9 +105,7 @@ async def test_broker_outage_loses_nothing_and_recovers(
         await asyncio.sleep(1.0)
         assert await screened_count() == 25  # each exactly once
         await wait_until(lambda: _ready(policy), 30, "policy ready again")
-        print(
-            f"\nbroker outage: 20 posts accepted while it was away, all screened {recovery:.1f}s after healing"
-        )
+        print(f"\nbroker outage: 20 posts accepted meanwhile, all screened {recovery:.1f}s after healing")
 
 
 async def _ge(count: Callable[[], Any], n: int) -> bool:
