@@ -26,11 +26,16 @@ from services.policy.schemas import (
     ScreeningRead,
     Span,
 )
-from shared.auth import Principal, Role, require_roles
+from shared.auth import Principal, Role, authenticated, require_roles
 from shared.deps import SessionDep
 from shared.errors import NotFound, ServiceError, problem_responses
 
-router = APIRouter(prefix="/v1", responses=problem_responses(401, 403))
+# Every /v1 route needs a valid bearer token, checked before anything else runs.
+router = APIRouter(
+    prefix="/v1",
+    responses=problem_responses(401, 403),
+    dependencies=[Depends(authenticated)],
+)
 
 Reader = Annotated[Principal, Depends(require_roles(Role.SUPERVISOR, Role.RESPONDER, Role.OPS))]
 Checker = Annotated[Principal, Depends(require_roles(Role.RESPONDER, Role.SUPERVISOR, Role.AGENCY_SYSTEM))]
