@@ -7,12 +7,15 @@ event-handler wrapper owns the transaction. Nothing here logs post text, drafts 
 from __future__ import annotations
 
 import hashlib
+import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from pathlib import Path
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.policy import engine
@@ -67,17 +70,65 @@ async def pack_by_version(session: AsyncSession, policy_version: str) -> engine.
     return compiled
 
 
-async def active_pack(session: AsyncSession) -> engine.CompiledPack:
+@dataclass(frozen=True)
+class _ModeState:
+    mode: str
+    jurisdiction: str
+    active: bool
+    starts_at: datetime | None
+    ends_at: datetime | None
+
+
+@dataclass(frozen=True)
+class _PolicyState:
+    read_at: float
+    policy_version: str | None
+    modes: tuple[_ModeState, ...]
+
+
+# Which pack is active and which modes are set, per database, re-read at most every STATE_TTL_SECONDS:
+# it saves two queries on every screening and check. A change made by this process is seen at once
+# (invalidate_state); one made by another process within STATE_TTL_SECONDS. Mode windows are still
+# compared with each request's ``now``.
+STATE_TTL_SECONDS = 1.0
+_states: weakref.WeakKeyDictionary[object, _PolicyState] = weakref.WeakKeyDictionary()
+
+
+def invalidate_state(session: AsyncSession) -> None:
+    """Forget the cached state now and again once this transaction commits, so that a request reading the
+    old state between now and the commit cannot keep it cached."""
+    key = session.bind
+    _states.pop(key, None)
+    event.listen(session.sync_session, "after_commit", lambda _s: _states.pop(key, None), once=True)
+
+
+async def _state(session: AsyncSession) -> _PolicyState:
+    key = session.bind
+    cached = _states.get(key)
+    if cached is not None and time.monotonic() - cached.read_at < STATE_TTL_SECONDS:
+        return cached
     activation = await ActivationRepository(session).latest()
-    if activation is None:
+    changes = await ModeRepository(session).current()
+    state = _PolicyState(
+        read_at=time.monotonic(),
+        policy_version=activation.policy_version if activation is not None else None,
+        modes=tuple(_ModeState(c.mode, c.jurisdiction, c.active, c.starts_at, c.ends_at) for c in changes),
+    )
+    _states[key] = state
+    return state
+
+
+async def active_pack(session: AsyncSession) -> engine.CompiledPack:
+    state = await _state(session)
+    if state.policy_version is None:
         return default_pack()
-    compiled = await pack_by_version(session, activation.policy_version)
+    compiled = await pack_by_version(session, state.policy_version)
     if compiled is None:  # not reachable: activation only names stored or built-in versions
-        raise NotFound(f"The active policy version {activation.policy_version!r} is missing.")
+        raise NotFound(f"The active policy version {state.policy_version!r} is missing.")
     return compiled
 
 
-def _mode_on(change: ModeChange, *, jurisdiction: str, now: datetime) -> bool:
+def _mode_on(change: _ModeState, *, jurisdiction: str, now: datetime) -> bool:
     if not change.active or change.jurisdiction not in (jurisdiction, ALL_JURISDICTIONS):
         return False
     if change.starts_at is not None and now < change.starts_at:
@@ -86,8 +137,8 @@ def _mode_on(change: ModeChange, *, jurisdiction: str, now: datetime) -> bool:
 
 
 async def active_modes(session: AsyncSession, *, jurisdiction: str, now: datetime) -> frozenset[str]:
-    changes = await ModeRepository(session).current()
-    return frozenset(c.mode for c in changes if _mode_on(c, jurisdiction=jurisdiction, now=now))
+    state = await _state(session)
+    return frozenset(c.mode for c in state.modes if _mode_on(c, jurisdiction=jurisdiction, now=now))
 
 
 # --- inbound -----------------------------------------------------------------------------------------------
@@ -301,6 +352,7 @@ async def activate(
         policy_version=policy_version, activated_by=activated_by, reason=reason, activated_at=now
     )
     await ActivationRepository(session).add(row)
+    invalidate_state(session)
     log.info("policy_activated", policy_version=policy_version, by=activated_by)
     return row
 
@@ -359,6 +411,7 @@ async def set_mode(*, session: AsyncSession, change: ModeSet, changed_by: str, n
         changed_at=now,
     )
     await ModeRepository(session).add(row)
+    invalidate_state(session)
     log.info(
         "mode_changed",
         mode=change.mode,
