@@ -21,8 +21,8 @@ CRISIS_LABELS = {"self_harm", "threat", "emergency"}
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
 
 
-def load() -> tuple[list[str], list[dict[str, object]]]:
-    lines = CORPUS.read_text().splitlines()
+def load(path: Path = CORPUS) -> tuple[list[str], list[dict[str, object]]]:
+    lines = path.read_text().splitlines()
     header = json.loads(lines[0])
     return header["measured_labels"], [json.loads(line) for line in lines[1:]]
 
@@ -37,8 +37,8 @@ def predict(item: dict[str, object]) -> set[str]:
     return {f.label for f in engine.evaluate(default_pack(), str(item["text"]), ctx).findings}
 
 
-def measure() -> tuple[list[tuple[str, int, int, int, float, float]], list[str]]:
-    measured, items = load()
+def measure(path: Path = CORPUS) -> tuple[list[tuple[str, int, int, int, float, float]], list[str]]:
+    measured, items = load(path)
     tp: Counter[str] = Counter()
     fp: Counter[str] = Counter()
     fn: Counter[str] = Counter()
