@@ -489,20 +489,28 @@ def _term_regex(term: str, *, inflect: bool, obfuscate: bool) -> str:
     return r"[\s\-]+".join(parts)
 
 
+def lexicon_terms(d: LexiconDetector) -> list[str]:
+    """The terms plus, for each with an apostrophe, the way people type it without one (dont, cant, im)."""
+    terms = list(d.terms)
+    terms += [t.replace("'", "") for t in d.terms if "'" in t and t.replace("'", "") not in terms]
+    return terms
+
+
 def _lexicon(d: LexiconDetector) -> Find:
-    body = "|".join(_term_regex(t, inflect=d.inflections, obfuscate=d.obfuscation) for t in d.terms)
+    terms = lexicon_terms(d)
+    body = "|".join(_term_regex(t, inflect=d.inflections, obfuscate=d.obfuscation) for t in terms)
     pattern = re.compile(rf"(?<![\w@#*$]){'(?:' + body + ')'}(?![\w*])", re.IGNORECASE)
     exclude = re.compile("|".join(f"(?:{p})" for p in d.exclude), re.IGNORECASE) if d.exclude else None
     plain = frozenset(
-        f for t in d.terms for f in (inflections(t.lower()) if d.inflections else [t.lower()]) if f.isalnum()
+        f for t in terms for f in (inflections(t.lower()) if d.inflections else [t.lower()]) if f.isalnum()
     )
-    all_plain = all(t.isalnum() for t in d.terms)
+    all_plain = all(t.isalnum() for t in terms)
     # For each term, the words it needs (each as the set of its forms): a term is possible only when every
     # one of its words is in the text, which rules out "can't go on" for a post that merely says "can".
     # Indexed by the forms of each term's first word (C-level set intersection finds the candidates).
     by_first: dict[str, list[list[frozenset[str]]]] = {}
     if not d.obfuscation:
-        for t in d.terms:
+        for t in terms:
             needed = _term_words(t, inflect=d.inflections)
             for form in needed[0]:
                 by_first.setdefault(form, []).append(needed[1:])
@@ -674,7 +682,7 @@ def _gate(detector: object) -> frozenset[str] | None:
     elif isinstance(detector, LexiconDetector) and not detector.obfuscation:
         # Every match of a term contains each of its words (the first and last in some inflected form):
         # gate on the term's least common word, so "can't go on" waits for "can't", not every "go".
-        for term in detector.terms:
+        for term in lexicon_terms(detector):
             terms_words = term.lower().split()
             i = _rarest(terms_words)
             inflected = detector.inflections and i in (0, len(terms_words) - 1)

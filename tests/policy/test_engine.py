@@ -183,6 +183,7 @@ class TestLexicon:
         [
             ("I keep thinking about ending my life", True),
             ("I've been self-harming again", True),
+            ("i dont want to be here anymore", True),
             ("Suicide prevention week events?", False),
             ("I could die of embarrassment", False),
             ("This form is killing me", False),
