@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 SERVICES := ingest policy routing metrics
 
-.PHONY: help install run test test-unit test-integration test-e2e lint fmt docs token migrate clean
+.PHONY: help install run test test-unit test-integration test-e2e test-faults lint fmt docs token migrate clean
 
 help:
 	@echo "make run    - embedded Kafka broker + the four services on :8001-8004 (SQLite under ./var)"
@@ -35,6 +35,10 @@ test-integration: install
 
 test-e2e: install
 	$(PY) -m pytest -m e2e
+
+# Fault-injection tests (the short ones also run in `make test`).
+test-faults: install
+	$(PY) -m pytest tests/faults -s
 
 lint: install
 	$(PY) -m ruff check .
