@@ -5,10 +5,11 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-import shlex
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 
+import dockerfile
 import pytest
 
 from tests.deploy.support import DEPLOY, ROOT, SERVICES, all_setting_names, assert_runnable_command
@@ -17,67 +18,54 @@ DOCKERFILE = DEPLOY / "Dockerfile"
 ENTRYPOINT = DEPLOY / "docker-entrypoint.sh"
 
 
-def instructions() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
-    logical: list[str] = []
-    pending = ""
-    for raw in DOCKERFILE.read_text().splitlines():
-        line = raw.strip()
-        if not pending and (not line or line.startswith("#")):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        logical.append(pending + line)
-        pending = ""
-    out = []
-    for line in logical:
-        word, _, rest = line.partition(" ")
-        out.append((word.upper(), rest.strip()))
-    return out
+def instructions() -> tuple[dockerfile.Command, ...]:
+    """The Dockerfile as BuildKit's own parser reads it (the `dockerfile` package wraps it)."""
+    return dockerfile.parse_file(str(DOCKERFILE))
 
 
-def final_stage() -> list[tuple[str, str]]:
-    stages: list[list[tuple[str, str]]] = []
-    for instruction in instructions():
-        if instruction[0] == "FROM":
+def final_stage() -> list[dockerfile.Command]:
+    stages: list[list[dockerfile.Command]] = []
+    for command in instructions():
+        if command.cmd == "FROM":
             stages.append([])
         if stages:
-            stages[-1].append(instruction)
+            stages[-1].append(command)
     return stages[-1]
 
 
-def env_of(stage: list[tuple[str, str]]) -> dict[str, str]:
+def of(stage: Iterable[dockerfile.Command], cmd: str) -> list[dockerfile.Command]:
+    return [c for c in stage if c.cmd == cmd]
+
+
+def env_of(stage: list[dockerfile.Command]) -> dict[str, str]:
     env: dict[str, str] = {}
-    for word, args in stage:
-        if word == "ENV":
-            for item in shlex.split(args):
-                name, _, value = item.partition("=")
-                env[name] = value
+    for command in of(stage, "ENV"):
+        pairs = command.value
+        env.update(zip(pairs[::2], pairs[1::2], strict=True))
     return env
 
 
 class TestDockerfile:
+    def test_parses_with_the_official_parser(self) -> None:
+        assert [c.cmd for c in instructions()].count("FROM") == 2
+
     def test_based_on_python_311_slim(self) -> None:
-        assert "ARG PYTHON_IMAGE=python:3.11-slim" in DOCKERFILE.read_text()
-        froms = [args for word, args in instructions() if word == "FROM"]
-        assert all(f.split()[0] == "${PYTHON_IMAGE}" for f in froms)
+        assert ("PYTHON_IMAGE=python:3.11-slim",) in [c.value for c in of(instructions(), "ARG")]
+        assert all(c.value[0] == "${PYTHON_IMAGE}" for c in of(instructions(), "FROM"))
 
     def test_installs_uv_from_pypi_and_the_locked_runtime_dependencies_only(self) -> None:
-        runs = " ".join(args for word, args in instructions() if word == "RUN")
+        runs = " ".join(c.value[0] for c in of(instructions(), "RUN"))
         assert re.search(r"pip install [^&]*\buv==", runs)
         assert "uv sync --frozen --no-dev" in runs
-        copies = [args for word, args in instructions() if word == "COPY"]
-        assert "pyproject.toml uv.lock ./" in copies
+        assert ("pyproject.toml", "uv.lock", "./") in [c.value for c in of(instructions(), "COPY")]
 
     def test_runs_as_a_non_root_user_without_a_healthcheck(self) -> None:
-        stage = final_stage()
-        users = [args for word, args in stage if word == "USER"]
+        users = of(final_stage(), "USER")
         assert users, "no USER in the final stage"
-        uid = users[-1].split(":")[0]
+        uid = users[-1].value[0].split(":")[0]
         assert uid.isdigit(), "use a numeric uid: runAsNonRoot can check only that"
         assert int(uid) != 0
-        assert "HEALTHCHECK" not in {word for word, _ in instructions()}
+        assert not of(instructions(), "HEALTHCHECK")
 
     def test_environment(self) -> None:
         env = env_of(final_stage())
@@ -88,18 +76,21 @@ class TestDockerfile:
         assert service_env - all_setting_names() == set()
 
     def test_everything_copied_exists_and_is_not_dockerignored(self) -> None:
-        for word, args in final_stage():
-            if word != "COPY" or args.startswith("--from"):
+        for command in of(final_stage(), "COPY"):
+            if any(flag.startswith("--from") for flag in command.flags):
                 continue
-            *sources, _target = args.split()
+            *sources, _target = command.value
             for source in sources:
                 assert (ROOT / source).exists(), source
                 assert not dockerignored(source), f"{source} is excluded by .dockerignore"
 
     def test_the_entry_point_is_the_script_in_deploy(self) -> None:
         stage = final_stage()
-        assert ("COPY", "deploy/docker-entrypoint.sh /usr/local/bin/switchboard-entrypoint") in stage
-        assert ("ENTRYPOINT", '["switchboard-entrypoint"]') in stage
+        copies = [c.value for c in of(stage, "COPY")]
+        assert ("deploy/docker-entrypoint.sh", "/usr/local/bin/switchboard-entrypoint") in copies
+        (entrypoint,) = of(stage, "ENTRYPOINT")
+        assert entrypoint.json
+        assert entrypoint.value == ("switchboard-entrypoint",)
 
 
 def dockerignored(path: str) -> bool:
