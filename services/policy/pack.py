@@ -26,6 +26,7 @@ Jurisdiction = Literal["CTH", "ACT", "NSW", "NT", "QLD", "SA", "TAS", "VIC", "WA
 
 SEVERITY_RANK: dict[str, int] = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 MAX_PACK_BYTES = 256 * 1024
+MAX_PACK_NODES = 100_000
 
 ShortText = Annotated[str, Field(min_length=1, max_length=100)]
 Pattern = Annotated[str, Field(min_length=1, max_length=500)]
@@ -325,7 +326,27 @@ def parse_pack(raw: str | bytes) -> PolicyPack:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         raise PackInvalid([FieldProblem(field="body", reason=f"not valid YAML{where}")]) from exc
+    if not _small_enough(document, MAX_PACK_NODES):
+        # YAML aliases can make a small document describe an enormous one ("billion laughs").
+        raise PackInvalid([FieldProblem(field="body", reason=f"a pack has at most {MAX_PACK_NODES} values")])
     return validate_pack(document)
+
+
+def _small_enough(document: Any, limit: int) -> bool:
+    """Counts values without following the same aliases forever: stops as soon as ``limit`` is passed."""
+    count = 0
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > limit:
+            return False
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return True
 
 
 def validate_pack(document: Any) -> PolicyPack:

@@ -92,6 +92,14 @@ class TestPackFormat:
             parse_pack(raw)
         assert exc.value.problems[0].field == "body"
 
+    def test_an_alias_bomb_is_refused_before_validation(self):
+        bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+        for i in range(1, 9):
+            bomb += f"{chr(97 + i)}: &{chr(97 + i)} [" + ", ".join([f"*{chr(96 + i)}"] * 10) + "]\n"
+        with pytest.raises(PackInvalid) as exc:
+            parse_pack(bomb)
+        assert "at most" in exc.value.problems[0].reason
+
     def test_json_is_accepted_too(self):
         import yaml
 
