@@ -10,6 +10,7 @@ person who wrote the YAML.
 from __future__ import annotations
 
 import re
+import warnings
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -17,6 +18,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shared.errors import FieldProblem
+
+with warnings.catch_warnings():
+    # The parser behind re, public as sre_parse (deprecated alias since 3.11, still shipped and typed).
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import sre_constants
+    import sre_parse
+
+_REPEATS = (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT)
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
 Action = Literal["allow", "warn", "redact", "review", "block", "escalate"]
@@ -43,7 +52,32 @@ def _check_patterns(patterns: list[str], *, ignore_case: bool = True) -> list[st
             re.compile(pattern, re.IGNORECASE if ignore_case else 0)
         except re.error as exc:
             raise ValueError(f"pattern {i} is not a valid regular expression: {exc}") from exc
+        if _nested_unbounded(sre_parse.parse(pattern)):
+            # Python's re cannot be interrupted: (a+)+ style patterns can stall screening for minutes.
+            raise ValueError(
+                f"pattern {i} repeats an unbounded repetition (like (a+)+), which can take exponential "
+                "time; bound the outer repetition, e.g. {1,25}"
+            )
     return patterns
+
+
+def _nested_unbounded(parsed: Any, inside: bool = False) -> bool:
+    """True when an unbounded repeat (``*``, ``+``, ``{n,}``) sits inside another unbounded repeat."""
+    for op, av in parsed:
+        if op in _REPEATS:
+            _low, high, sub = av
+            unbounded = high == sre_constants.MAXREPEAT
+            if unbounded and inside:
+                return True
+            if _nested_unbounded(sub, inside or unbounded):
+                return True
+        elif (
+            (op is sre_constants.SUBPATTERN and _nested_unbounded(av[-1], inside))
+            or (op is sre_constants.BRANCH and any(_nested_unbounded(b, inside) for b in av[1]))
+            or (op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT) and _nested_unbounded(av[1], inside))
+        ):
+            return True
+    return False
 
 
 class GatedPattern(_Strict):

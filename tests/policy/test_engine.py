@@ -69,6 +69,8 @@ class TestPackFormat:
             (("type: regex, patterns: ['casino']", "type: telepathy"), "rules[R-1].detector"),
             (("    message: m\n", ""), "rules[R-1].message"),
             (("label: spam", "label: Not A Label"), "rules[R-1].label"),
+            (("patterns: ['casino']", "patterns: ['(a+)+$']"), "rules[R-1].detector.patterns"),
+            (("patterns: ['casino']", "patterns: ['(?:\\w+\\s*)*end']"), "rules[R-1].detector.patterns"),
             (
                 ("type: regex, patterns: ['casino']", "type: identifier, kind: tfn, evidence: keyword"),
                 "rules[R-1].detector",
