@@ -43,14 +43,16 @@ def strip_reply(text: str) -> str:
     return "\n".join(kept)
 
 
-def body_text(msg: EmailMessage) -> str:
+def body_text(msg: EmailMessage) -> tuple[str, str]:
+    """``(decoded body as sent, its plain text)``: text/plain preferred, text/html converted."""
     part = msg.get_body(preferencelist=("plain", "html"))
     if part is None:
-        return ""
+        return "", ""
     content = part.get_content()
     if not isinstance(content, str):
-        return ""
-    return html_to_text(content) if part.get_content_subtype() == "html" else normalise_text(content)
+        return "", ""
+    content = content.replace("\r\n", "\n")
+    return content, html_to_text(content) if part.get_content_subtype() == "html" else content
 
 
 def normalise(payload: bytes, *, account: str | None) -> list[Item]:
@@ -64,8 +66,8 @@ def normalise(payload: bytes, *, account: str | None) -> list[Item]:
     to = _first_address(msg.get("To"))
     in_reply_to = _MSGID.search(str(msg.get("In-Reply-To", "")))
     references = _MSGID.findall(str(msg.get("References", "")))
-    full = body_text(msg)
-    body = normalise_text(strip_reply(full))
+    original, plain = body_text(msg)
+    body = normalise_text(strip_reply(plain))
     subject = str(msg.get("Subject", "")).strip()
     text = f"{subject}\n\n{body}".strip() if subject else body
     media = [
@@ -80,7 +82,7 @@ def normalise(payload: bytes, *, account: str | None) -> list[Item]:
                 "external_id": msgid.group(1),
                 "account": account or (to.addr_spec.lower() if to else None),
                 "text": text,
-                "text_original": full,
+                "text_original": original,
                 "author": drop_none(
                     {"id": address, "handle": address, "display_name": sender.display_name or None}
                 ),

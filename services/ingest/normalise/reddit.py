@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import Field
 
 from services.ingest.normalise.base import Item, PlatformModel, Skipped, drop_none, utc
-from services.ingest.normalise.text import html_to_text
+from services.ingest.normalise.text import extract_urls, html_links, html_to_text
 
 
 class _Thing(PlatformModel):
@@ -37,6 +37,12 @@ def _from_html(escaped: str | None) -> str | None:
     return html_to_text(html.unescape(escaped)) if escaped else None
 
 
+def _links(escaped: str | None, text: str | None) -> list[str]:
+    # A markdown link shows its text only: its target is in the HTML's href.
+    hrefs = html_links(html.unescape(escaped)) if escaped else []
+    return list(dict.fromkeys([*hrefs, *extract_urls(text or "")]))
+
+
 def _thing(t: _Thing, *, account: str | None) -> Item:
     d = t.data
     name = d.get("name") or (f"{t.kind}_{d['id']}" if d.get("id") else None)
@@ -49,6 +55,7 @@ def _thing(t: _Thing, *, account: str | None) -> Item:
         text = _from_html(d.get("body_html")) or body
         original = body
         conversation, reply_to, link = d.get("link_id"), d.get("parent_id"), None
+        urls = _links(d.get("body_html"), text)
     else:
         title, selftext = d.get("title") or "", d.get("selftext") or ""
         body_text = _from_html(d.get("selftext_html")) or selftext
@@ -56,6 +63,7 @@ def _thing(t: _Thing, *, account: str | None) -> Item:
         original = f"{title}\n\n{selftext}".strip()
         conversation, reply_to = name, None
         link = None if d.get("is_self", True) else d.get("url")
+        urls = _links(d.get("selftext_html"), text)
     permalink = d.get("permalink")
     subreddit = d.get("subreddit")
     return drop_none(
@@ -73,6 +81,7 @@ def _thing(t: _Thing, *, account: str | None) -> Item:
             "conversation_id": conversation,
             "in_reply_to": reply_to,
             "url": f"https://www.reddit.com{permalink}" if permalink else None,
+            "urls": urls,
             "media": [{"type": "link", "url": link}] if link else [],
         }
     )

@@ -58,11 +58,16 @@ class _TextExtractor(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
+        self.links: list[str] = []
         self._skip = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:  # noqa: ARG002
         if tag in self._SKIP:
             self._skip += 1
+        elif tag == "a":
+            href = dict(attrs).get("href")
+            if href and href.lower().startswith(("http://", "https://")):
+                self.links.append(href)
         elif tag == "br":
             self.parts.append("\n")
         elif tag in self._BLOCK:
@@ -79,13 +84,22 @@ class _TextExtractor(HTMLParser):
             self.parts.append(data)
 
 
-def html_to_text(markup: str) -> str:
-    """Paragraphs become newlines, entities are decoded, links keep their text (not their href)."""
+def _parse_html(markup: str) -> _TextExtractor:
     parser = _TextExtractor()
     parser.feed(markup)
     parser.close()
+    return parser
+
+
+def html_to_text(markup: str) -> str:
+    """Paragraphs become newlines, entities are decoded, links keep their text (not their href)."""
     # convert_charrefs=True has already decoded entities (&amp; &#39; &nbsp;) in the text runs.
-    return normalise_text("".join(parser.parts))
+    return normalise_text("".join(_parse_html(markup).parts))
+
+
+def html_links(markup: str) -> list[str]:
+    """The http(s) hrefs of the markup's links, in order, without repeats."""
+    return _dedupe(_parse_html(markup).links)
 
 
 def _dedupe(items: list[str]) -> list[str]:
