@@ -6,8 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
-
 from services.ingest.normalise import Skipped
 from services.ingest.service import CanonicalPost, author_ref, text_hash
 from shared.contracts.events import Platform
@@ -31,7 +29,7 @@ def check(post: CanonicalPost | Any, expected: dict[str, Any]) -> None:
         "text_hash": text_hash(expected["text"]),
         **expected,
     }
-    assert set(actual) == set(expected) | PROBABILISTIC, sorted(set(actual) ^ set(expected))
+    assert set(actual) | PROBABILISTIC == set(expected) | PROBABILISTIC, sorted(set(actual) ^ set(expected))
     for field, value in expected.items():
         assert actual[field] == value, f"{field}: {actual[field]!r} != {value!r}"
 
@@ -286,7 +284,8 @@ class TestReddit:
                 "author_id": "t2_8abc2",
                 "author_handle": "poster_pat",
                 "author_display_name": None,
-                "text": "Bin collection this week?\n\nAnyone know if bins are collected on the public holiday? #bins",
+                "text": "Bin collection this week?\n\n"
+                "Anyone know if bins are collected on the public holiday? #bins",
                 "text_original": "Bin collection this week?\n\n"
                 "Anyone know if bins are collected on the public holiday? #bins",
                 "language": "en",
@@ -367,8 +366,8 @@ class TestEmail:
                 "author_id": "jane.citizen@example.org",
                 "author_handle": "jane.citizen@example.org",
                 "author_display_name": "Jane Citizen",
-                "text": "Re: Footpath repair – King St\n\n"
-                "Thanks – it is still broken outside no. 12.\nSee https://photos.example/footpath",
+                "text": "Re: Footpath repair \u2013 King St\n\n"
+                "Thanks \u2013 it is still broken outside no. 12.\nSee https://photos.example/footpath",
                 "text_original": post.text_original,
                 "language": "en",
                 "urls": ["https://photos.example/footpath"],
@@ -401,7 +400,8 @@ class TestWebform:
                 "author_handle": "sam.resident@example.net",
                 "author_display_name": "Sam Resident",
                 "text": "Noise complaint\n\nConstruction noise starts at 5am on Elm St every day.",
-                "text_original": "Noise complaint\n\nConstruction noise\u200b starts at 5am on Elm St every day.",
+                "text_original": "Noise complaint\n\n"
+                "Construction noise\u200b starts at 5am on Elm St every day.",
                 "language": "en",
                 "urls": [],
                 "hashtags": [],
