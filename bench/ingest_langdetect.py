@@ -1,7 +1,8 @@
+# ruff: noqa: RUF001 - real text in other scripts (full-width and Greek letters) is what is measured.
 """Chooses ingest's language detector: accuracy on short public posts and time per call.
 
-Run: ``make bench-langdetect``. lingua is not a project dependency; to compare it, install it somewhere and put
-it on PYTHONPATH (``uv pip install --target /tmp/lingua lingua-language-detector``), otherwise it is skipped.
+Run: ``make bench-langdetect``. lingua is not a project dependency; to compare it, install it somewhere and
+put it on PYTHONPATH (``uv pip install --target /tmp/lingua lingua-language-detector``); else it is skipped.
 """
 
 from __future__ import annotations
