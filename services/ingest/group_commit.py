@@ -23,7 +23,6 @@ from sqlalchemy.exc import IntegrityError
 from services.ingest.service import CanonicalPost, Outcome, store_posts
 from shared.db.engine import Database
 from shared.errors import Unavailable
-from shared.kafka import OutboxWriter
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -40,13 +39,11 @@ class GroupCommitter:
         self,
         *,
         db: Database,
-        outbox: OutboxWriter,
         window: timedelta,
         max_posts: int = 2000,
         writers: int = 1,
     ) -> None:
         self.db = db
-        self.outbox = outbox
         self.window = window
         self.max_posts = max_posts
         # SQLite has one writer whatever we do; PostgreSQL overlaps one group's commit with the next's work.
@@ -134,7 +131,6 @@ class GroupCommitter:
                 async with self.db.transaction() as session:
                     return await store_posts(
                         session=session,
-                        outbox=self.outbox,
                         posts=posts,
                         window=self.window,
                         now=datetime.now(UTC),

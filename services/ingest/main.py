@@ -42,7 +42,6 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             warm_up()
             committer = GroupCommitter(
                 db=runtime.database,
-                outbox=runtime.outbox,
                 window=timedelta(seconds=settings.near_duplicate_window_seconds),
                 max_posts=settings.group_commit_max_posts,
                 writers=settings.group_commit_writers,

@@ -1,8 +1,8 @@
 """Accepting posts: canonicalise (pure), then store once per (platform, external_id) with the
 posts.received.v1 event in the same transaction, marking near-duplicates of the same author's same text.
 
-Functions here flush, never commit: the group committer (``services.ingest.group_commit``) owns the
-transaction so that many requests share one commit.
+Functions here execute in the caller's transaction and never commit: the group committer
+(``services.ingest.group_commit``) owns the transaction so that many requests share one commit.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.ingest.models import Post
 from services.ingest.normalise.language import detect_language
 from services.ingest.normalise.text import (
     MAX_ENTITIES,
@@ -28,7 +27,7 @@ from services.ingest.repository import PostRepository
 from services.ingest.schemas import PostCreate
 from shared.contracts import PostReceivedV1, new_event
 from shared.ids import pseudonym, uuid7
-from shared.kafka import OutboxWriter
+from shared.kafka.outbox import CORRELATION_HEADER
 
 SOURCE = "/switchboard/ingest"
 
@@ -139,33 +138,27 @@ def find_near_duplicate(
     return None
 
 
-def to_row(post: CanonicalPost, *, duplicate_of: str | None) -> Post:
-    return Post(
-        id=post.id,
-        platform=post.platform,
-        external_id=post.external_id,
-        account=post.account,
-        author_id=post.author_id,
-        author_handle=post.author_handle,
-        author_display_name=post.author_display_name,
-        author_ref=post.author_ref,
-        text=post.text,
-        text_original=post.text_original,
-        text_hash=post.text_hash,
-        language=post.language,
-        language_confidence=post.language_confidence,
-        urls=post.urls,
-        hashtags=post.hashtags,
-        mentions=post.mentions,
-        media=post.media,
-        visibility=post.visibility,
-        conversation_id=post.conversation_id,
-        in_reply_to=post.in_reply_to,
-        url=post.url,
-        duplicate_of=duplicate_of,
-        created_at=post.created_at,
-        received_at=post.received_at,
-    )
+def to_row(post: CanonicalPost, *, duplicate_of: str | None) -> dict[str, Any]:
+    """The ``post`` table row (raw author details included: they stay in ingest's database)."""
+    row = {k: v for k, v in post.__dict__.items() if k != "correlation_id"}
+    row["duplicate_of"] = duplicate_of
+    return row
+
+
+def outbox_row(post: CanonicalPost, *, duplicate_of: str | None, now: datetime) -> dict[str, Any]:
+    """The outbox row of the post's posts.received.v1 event, as ``OutboxWriter.add`` would write it."""
+    envelope = new_event(received_event(post, duplicate_of=duplicate_of), source=SOURCE, time=now)
+    headers = {"ce_type": envelope.type}
+    if post.correlation_id:
+        headers[CORRELATION_HEADER] = post.correlation_id
+    return {
+        "event_id": envelope.id,
+        "topic": envelope.data.topic,
+        "key": envelope.subject,
+        "value": envelope.model_dump_json().encode(),
+        "headers": headers,
+        "created_at": now,
+    }
 
 
 def received_event(post: CanonicalPost, *, duplicate_of: str | None) -> PostReceivedV1:
@@ -198,7 +191,6 @@ def received_event(post: CanonicalPost, *, duplicate_of: str | None) -> PostRece
 async def store_posts(
     *,
     session: AsyncSession,
-    outbox: OutboxWriter,
     posts: Sequence[CanonicalPost],
     window: timedelta,
     now: datetime,
@@ -219,7 +211,8 @@ async def store_posts(
         ):
             originals.setdefault((ref, digest), []).append((created_at, post_id))
     outcomes: list[Outcome] = []
-    rows: list[Post] = []
+    rows: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
     for post in posts:
         known = existing.get(post.key)
         if known is not None:
@@ -232,15 +225,10 @@ async def store_posts(
             else None
         )
         rows.append(to_row(post, duplicate_of=duplicate_of))
-        outbox.add(
-            session,
-            new_event(received_event(post, duplicate_of=duplicate_of), source=SOURCE, time=now),
-            correlation_id=post.correlation_id,
-        )
+        events.append(outbox_row(post, duplicate_of=duplicate_of, now=now))
         existing[post.key] = post.id
         if duplicate_of is None:
             originals.setdefault(near_key, []).append((post.created_at, post.id))
         outcomes.append(Outcome(id=post.id, duplicate=False, duplicate_of=duplicate_of))
-    session.add_all(rows)
-    await session.flush()
+    await repo.insert_many(posts=rows, outbox=events)
     return outcomes
