@@ -56,13 +56,13 @@ def _committer(request: Request) -> GroupCommitter:
 
 
 def _canonical(request: Request, data: PostCreate, now: datetime) -> service.CanonicalPost:
-    post = service.canonicalise(
+    return service.canonicalise(
         data=data,
         secret=_settings(request).author_ref_secret.get_secret_value().encode(),
         now=now,
+        # The group writer runs outside this request's logging context: carry the correlation id along.
+        correlation_id=current_correlation_id(),
     )
-    # The group writer runs outside this request's logging context: carry the correlation id along.
-    return service.CanonicalPost(**{**post.__dict__, "correlation_id": current_correlation_id()})
 
 
 def _empty_text_problem(field: str) -> list[FieldProblem]:

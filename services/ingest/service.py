@@ -86,7 +86,12 @@ def _clean_list(values: Sequence[str] | None, fallback: list[str], *, strip: str
 
 
 def canonicalise(
-    *, data: PostCreate, secret: bytes, now: datetime, post_id: str | None = None
+    *,
+    data: PostCreate,
+    secret: bytes,
+    now: datetime,
+    post_id: str | None = None,
+    correlation_id: str | None = None,
 ) -> CanonicalPost:
     """Pure: the canonical post for ``data`` (text normalised, entities and language found)."""
     text = normalise_text(data.text)
@@ -118,6 +123,7 @@ def canonicalise(
         url=data.url,
         created_at=data.created_at.astimezone(UTC),
         received_at=now,
+        correlation_id=correlation_id,
     )
 
 
