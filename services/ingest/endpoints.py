@@ -33,7 +33,21 @@ from shared.errors import FieldProblem, Forbidden, NotFound, Problem, ServiceErr
 from shared.logging import current_correlation_id, get_logger
 
 log = get_logger(__name__)
-router = APIRouter(prefix="/v1", tags=["posts"], responses=problem_responses(401, 403, 413, 422, 503))
+# Every /v1/posts route needs a valid bearer token, checked before anything else runs.
+router = APIRouter(
+    prefix="/v1",
+    tags=["posts"],
+    responses=problem_responses(401, 403, 413, 422, 503),
+    dependencies=[Depends(authenticated)],
+)
+# Webhooks: Meta and X cannot send our bearer token; they sign the body instead (checked before parsing).
+# The unsigned platforms' relays still need a bearer token, checked in the route.
+webhooks = APIRouter(prefix="/v1", tags=["webhooks"], responses=problem_responses(401, 403, 413, 422, 503))
+#: OpenAPI extension naming the authentication of routes that do not take a bearer token from everyone.
+ALTERNATIVE_AUTH = {
+    "x-switchboard-auth": "x, facebook, instagram: the platform's HMAC signature of the body "
+    "(x-twitter-webhooks-signature, X-Hub-Signature-256); other platforms: bearer token, agency_system.",
+}
 
 AgencySystem = Annotated[Principal, Depends(require_roles(Role.AGENCY_SYSTEM))]
 Reader = Annotated[Principal, Depends(require_roles(Role.AGENCY_SYSTEM, Role.SUPERVISOR, Role.OPS))]
@@ -187,10 +201,10 @@ async def _authorise_webhook(request: Request, platform: Platform, body: bytes, 
         raise Forbidden("Posting a webhook delivery needs the agency_system role.")
 
 
-@router.post(
+@webhooks.post(
     "/webhooks/{platform}",
     response_model=BatchResult,
-    tags=["webhooks"],
+    openapi_extra=ALTERNATIVE_AUTH,
     summary="Accept a platform's native webhook delivery",
     description="The raw payload of x, facebook, instagram, mastodon, bluesky, reddit, youtube, email "
     "(RFC 5322 message) or webform (see docs/ingest.md). x, facebook and instagram deliveries must carry "
@@ -230,9 +244,12 @@ async def receive_webhook(
     return result
 
 
-@router.get(
+@webhooks.get(
     "/webhooks/{platform}",
-    tags=["webhooks"],
+    openapi_extra={
+        "x-switchboard-auth": "none: the platform's subscription check, answered only with the configured "
+        "verify token (Meta) or as an HMAC of the challenge with the account's secret (X)."
+    },
     summary="Subscription check: Meta hub.challenge or X CRC",
     description="facebook/instagram: answers `hub.challenge` when `hub.mode=subscribe` and "
     "`hub.verify_token` matches the configured token. x: answers `{response_token}` for `crc_token`, "

@@ -31,7 +31,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         title="Switchboard ingest",
         description="Accepts posts from agency systems and platform webhooks, normalises each into one "
         "canonical post, stores it once and publishes posts.received.v1.",
-        routers=[endpoints.router],
+        routers=[endpoints.router, endpoints.webhooks],
     )
     runtime_lifespan = app.router.lifespan_context
 

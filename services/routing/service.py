@@ -49,9 +49,11 @@ async def assign_post(
         queue=assignment.queue,
         responder_id=None,
         priority=assignment.priority,
+        occurred_at=now,
         status="waiting",
         rule_id=assignment.rule_id,
         ruleset_version=assignment.ruleset_version,
-        assigned_at=now,
+        labels=list(post.labels),
+        platform=post.platform,
     )
     return new_event(event, source=SOURCE, time=now)

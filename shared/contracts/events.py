@@ -108,23 +108,181 @@ class PostScreenedV1(_Event):
     screened_at: datetime
 
 
-class AssignmentCreatedV1(_Event):
-    """Routing placed a post in a department's queue, offered to a responder or waiting."""
-
-    event_type: ClassVar[str] = "switchboard.assignment.created.v1"
-    topic: ClassVar[str] = Topic.ASSIGNMENTS
+class _AssignmentEvent(_Event):
+    """Common to every event of an assignment's life. ``post_received_at`` lets metrics measure wall-clock
+    durations without joining topics; ``business_seconds_since_received`` is the same span in the
+    department's business time (its calendar lives in routing), set on events that end a measured span."""
 
     assignment_id: str = Field(max_length=64)
     department: str = Field(max_length=100)
     queue: str = Field(max_length=100)
     responder_id: str | None = Field(None, max_length=100)
-    priority: int = Field(ge=1, le=4)
+    priority: int = Field(ge=1, le=4, description="1 is the most urgent.")
+    post_received_at: datetime | None = None
+    occurred_at: datetime
+    business_seconds_since_received: float | None = Field(None, ge=0)
+
+
+class AssignmentCreatedV1(_AssignmentEvent):
+    """Routing decided where a post goes: offered to a responder, or waiting in a queue."""
+
+    event_type: ClassVar[str] = "switchboard.assignment.created.v1"
+    topic: ClassVar[str] = Topic.ASSIGNMENTS
+
     status: Literal["waiting", "offered", "assigned"]
     rule_id: str = Field(max_length=100)
     ruleset_version: str = Field(max_length=64)
-    assigned_at: datetime
+    labels: list[str] = Field(default_factory=list, max_length=200)
+    platform: Platform | None = None
+    sla_policy: str | None = Field(None, max_length=100)
+    first_response_due_at: datetime | None = None
+    resolve_due_at: datetime | None = None
+    grouped_with: str | None = Field(
+        None, max_length=64, description="Assignment a near-duplicate joined instead of taking a responder."
+    )
+
+
+class AssignmentOfferedV1(_AssignmentEvent):
+    event_type: ClassVar[str] = "switchboard.assignment.offered.v1"
+    topic: ClassVar[str] = Topic.ASSIGNMENTS
+
+    offer_expires_at: datetime
+
+
+class AssignmentAcceptedV1(_AssignmentEvent):
+    """A responder took the post: the end of 'time to assign'."""
+
+    event_type: ClassVar[str] = "switchboard.assignment.accepted.v1"
+    topic: ClassVar[str] = Topic.ASSIGNMENTS
+
+
+class AssignmentDeclinedV1(_AssignmentEvent):
+    event_type: ClassVar[str] = "switchboard.assignment.declined.v1"
+    topic: ClassVar[str] = Topic.ASSIGNMENTS
+
+    reason: Literal["declined", "offer_expired"]
+
+
+class AssignmentReleasedV1(_AssignmentEvent):
+    """The responder gave the post back to the queue."""
+
+    event_type: ClassVar[str] = "switchboard.assignment.released.v1"
+    topic: ClassVar[str] = Topic.ASSIGNMENTS
+
+    reason: str = Field(max_length=500)
+
+
+class AssignmentTransferredV1(_AssignmentEvent):
+    """Moved to another department or responder; ``department``/``responder_id`` are the new owners."""
+
+    event_type: ClassVar[str] = "switchboard.assignment.transferred.v1"
+    topic: ClassVar[str] = Topic.ASSIGNMENTS
+
+    from_department: str = Field(max_length=100)
+    from_responder_id: str | None = Field(None, max_length=100)
+    reason: str = Field(max_length=500)
+
+
+class AssignmentEscalatedV1(_AssignmentEvent):
+    event_type: ClassVar[str] = "switchboard.assignment.escalated.v1"
+    topic: ClassVar[str] = Topic.ASSIGNMENTS
+
+    trigger: Literal["sla_warning", "sla_breach", "manual"]
+    action: Literal["raise_priority", "reassign_supervisors", "notify"]
+    previous_priority: int = Field(ge=1, le=4)
+
+
+class AssignmentAwaitingPublicV1(_AssignmentEvent):
+    """Waiting for the public's answer: SLA clocks pause until ``AssignmentResumedV1``."""
+
+    event_type: ClassVar[str] = "switchboard.assignment.awaiting_public.v1"
+    topic: ClassVar[str] = Topic.ASSIGNMENTS
+
+
+class AssignmentResumedV1(_AssignmentEvent):
+    event_type: ClassVar[str] = "switchboard.assignment.resumed.v1"
+    topic: ClassVar[str] = Topic.ASSIGNMENTS
+
+
+class AssignmentResolvedV1(_AssignmentEvent):
+    """Done: the end of 'time to resolve'."""
+
+    event_type: ClassVar[str] = "switchboard.assignment.resolved.v1"
+    topic: ClassVar[str] = Topic.ASSIGNMENTS
+
+    outcome: str = Field(max_length=100)
+
+
+class ReplyApprovalRequestedV1(_AssignmentEvent):
+    """Policy said 'review': a supervisor of the department must approve the reply before it goes out."""
+
+    event_type: ClassVar[str] = "switchboard.reply.approval_requested.v1"
+    topic: ClassVar[str] = Topic.REPLIES
+
+    reply_id: str = Field(max_length=64)
+    approval_id: str = Field(max_length=64)
+    check_id: str = Field(max_length=64)
+
+
+class ReplyApprovalDecidedV1(_AssignmentEvent):
+    event_type: ClassVar[str] = "switchboard.reply.approval_decided.v1"
+    topic: ClassVar[str] = Topic.REPLIES
+
+    reply_id: str = Field(max_length=64)
+    approval_id: str = Field(max_length=64)
+    decision: Literal["approved", "rejected"]
+    supervisor_id: str = Field(max_length=100)
+
+
+class ReplyPublishedV1(_AssignmentEvent):
+    """A policy-checked reply was handed to the publisher. The first one ends 'time to first response'."""
+
+    event_type: ClassVar[str] = "switchboard.reply.published.v1"
+    topic: ClassVar[str] = Topic.REPLIES
+
+    reply_id: str = Field(max_length=64)
+    check_id: str = Field(max_length=64)
+    policy_version: str = Field(max_length=64)
+    first_response: bool
+
+
+class _SlaEvent(_AssignmentEvent):
+    target: Literal["first_response", "resolve"]
+    due_at: datetime
+    sla_policy: str = Field(max_length=100)
+
+
+class SlaWarningV1(_SlaEvent):
+    """The warning point (a configured fraction of the target) passed without the target being met."""
+
+    event_type: ClassVar[str] = "switchboard.sla.warning.v1"
+    topic: ClassVar[str] = Topic.SLA
+
+
+class SlaBreachedV1(_SlaEvent):
+    event_type: ClassVar[str] = "switchboard.sla.breached.v1"
+    topic: ClassVar[str] = Topic.SLA
 
 
 EVENT_TYPES: dict[str, type[EventModel]] = {
-    model.event_type: model for model in (PostReceivedV1, PostScreenedV1, AssignmentCreatedV1)
+    model.event_type: model
+    for model in (
+        PostReceivedV1,
+        PostScreenedV1,
+        AssignmentCreatedV1,
+        AssignmentOfferedV1,
+        AssignmentAcceptedV1,
+        AssignmentDeclinedV1,
+        AssignmentReleasedV1,
+        AssignmentTransferredV1,
+        AssignmentEscalatedV1,
+        AssignmentAwaitingPublicV1,
+        AssignmentResumedV1,
+        AssignmentResolvedV1,
+        ReplyApprovalRequestedV1,
+        ReplyApprovalDecidedV1,
+        ReplyPublishedV1,
+        SlaWarningV1,
+        SlaBreachedV1,
+    )
 }

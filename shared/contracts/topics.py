@@ -11,6 +11,7 @@ class Topic(StrEnum):
     ASSIGNMENTS = "assignments.v1"
     REPLIES = "replies.v1"
     SLA = "sla.v1"
+    VOLUME_SPIKES = "volume.spikes.v1"
 
 
 ALL_TOPICS: tuple[str, ...] = tuple(t.value for t in Topic)
