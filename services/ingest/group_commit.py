@@ -18,6 +18,7 @@ import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import IntegrityError
 
 from services.ingest.service import CanonicalPost, Outcome, store_posts
@@ -26,6 +27,13 @@ from shared.errors import Unavailable
 from shared.logging import get_logger
 
 log = get_logger(__name__)
+
+
+def _is_outage(exc: Exception) -> bool:
+    """The database is unreachable: retrying request by request would only repeat the wait."""
+    return isinstance(
+        exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError | ConnectionError
+    )
 
 
 @dataclass
@@ -106,15 +114,18 @@ class GroupCommitter:
         try:
             results = await self._commit([p for r in group for p in r.posts])
         except Exception as exc:
+            if len(group) > 1 and not _is_outage(exc):
+                # One request's posts may be what the database refused: commit each request alone so
+                # that it fails alone.
+                for request in group:
+                    await self._store([request])
+                return
             log.error(
-                "group_commit_failed",
-                error_type=type(exc).__name__,
-                posts=sum(len(r.posts) for r in group),
+                "group_commit_failed", error_type=type(exc).__name__, posts=sum(len(r.posts) for r in group)
             )
-            error = Unavailable("The post could not be stored; try again.")
             for r in group:
                 if not r.future.done():
-                    r.future.set_exception(error)
+                    r.future.set_exception(Unavailable("The post could not be stored; try again."))
             return
         offset = 0
         for r in group:

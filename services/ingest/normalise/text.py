@@ -31,6 +31,8 @@ HASHTAG_RE = re.compile(r"(?<![\w&/#])#(\w*[^\W\d]\w*)")
 MENTION_RE = re.compile(r"(?<![\w@/.])@([A-Za-z0-9_][A-Za-z0-9_.\-]*(?:@[A-Za-z0-9.\-]+\.[A-Za-z]{2,})?)")
 
 MAX_ENTITIES = 100
+MAX_URL_CHARS = 2048
+MAX_TAG_CHARS = 200
 
 
 def _removal_table() -> dict[int, None]:
@@ -116,8 +118,9 @@ def html_links(markup: str) -> list[str]:
     return _dedupe(_parse_html(markup).links)
 
 
-def _dedupe(items: list[str]) -> list[str]:
-    return list(dict.fromkeys(items))[:MAX_ENTITIES]
+def _dedupe(items: list[str], *, max_chars: int = MAX_URL_CHARS) -> list[str]:
+    # Over-long values are dropped, not cut: a truncated URL or handle would point somewhere else.
+    return [v for v in dict.fromkeys(items) if 0 < len(v) <= max_chars][:MAX_ENTITIES]
 
 
 def extract_urls(text: str) -> list[str]:
@@ -126,12 +129,14 @@ def extract_urls(text: str) -> list[str]:
 
 def extract_hashtags(text: str) -> list[str]:
     """Lower-cased, without '#'."""
-    return _dedupe([m.group(1).lower() for m in HASHTAG_RE.finditer(URL_RE.sub(" ", text))])
+    tags = [m.group(1).lower() for m in HASHTAG_RE.finditer(URL_RE.sub(" ", text))]
+    return _dedupe(tags, max_chars=MAX_TAG_CHARS)
 
 
 def extract_mentions(text: str) -> list[str]:
     """Handles without '@' (``user`` or ``user@instance``), lower-cased."""
-    return _dedupe([m.group(1).rstrip(".-").lower() for m in MENTION_RE.finditer(URL_RE.sub(" ", text))])
+    handles = [m.group(1).rstrip(".-").lower() for m in MENTION_RE.finditer(URL_RE.sub(" ", text))]
+    return _dedupe(handles, max_chars=MAX_TAG_CHARS)
 
 
 def to_utc(value: str | int | float | datetime) -> datetime:
