@@ -21,8 +21,9 @@ class Post(Base):
     __tablename__ = "post"
     __table_args__ = (
         UniqueConstraint("platform", "external_id"),
-        # Near-duplicate lookups: the same author's same text around the same time.
-        Index("ix_post_author_ref_text_hash_created_at", "author_ref", "text_hash", "created_at"),
+        # Near-duplicate lookups: by text hash (selective) and time; the author is matched in Python. An
+        # (author_ref, text_hash) index made SQLite probe every author x every hash of a 2,000-post group.
+        Index("ix_post_text_hash_created_at", "text_hash", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

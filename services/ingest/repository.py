@@ -38,23 +38,24 @@ class PostRepository(RepositoryBase[Post]):
     ) -> Sequence[tuple[str, str, str, datetime]]:
         """``(author_ref, text_hash, id, created_at)`` of originals (not themselves duplicates) with one of
         the given (author_ref, text_hash) keys created in ``[since, until]``."""
-        keys = list(dict.fromkeys(keys))
-        if not keys:
+        wanted = set(keys)
+        if not wanted:
             return []
-        refs = {ref for ref, _ in keys}
-        hashes = {h for _, h in keys}
         rows = await self.session.execute(
             select(Post.author_ref, Post.text_hash, Post.id, Post.created_at)
             .where(
-                Post.author_ref.in_(refs),
-                Post.text_hash.in_(hashes),
-                Post.duplicate_of.is_(None),
+                Post.text_hash.in_({h for _, h in wanted}),
                 Post.created_at >= since,
                 Post.created_at <= until,
+                Post.duplicate_of.is_(None),
             )
             .order_by(Post.created_at, Post.id)
         )
-        return [(r.author_ref, r.text_hash, r.id, r.created_at) for r in rows]
+        return [
+            (r.author_ref, r.text_hash, r.id, r.created_at)
+            for r in rows
+            if (r.author_ref, r.text_hash) in wanted
+        ]
 
     async def insert_many(self, *, posts: list[dict[str, Any]], outbox: list[dict[str, Any]]) -> None:
         """Posts and their outbox rows as two multi-row INSERTs (one round trip each instead of one per ORM
