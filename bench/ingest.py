@@ -53,6 +53,12 @@ def request_bytes(path: str, body: str, token: str) -> bytes:
     return head.encode() + data
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Result:
     requests: int
@@ -60,6 +66,9 @@ class Result:
     errors: int
     seconds: float
     latencies: list[float]
+    #: Server CPU seconds per 1,000 posts over the whole run (warm-up included): unlike requests/s, this
+    #: barely depends on how much of the shared machine other processes took.
+    cpu_ms_per_post: float = 0.0
 
     def row(self, name: str, endpoint: str) -> str:
         lat = sorted(self.latencies) or [0.0]
@@ -67,12 +76,13 @@ class Result:
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
         return (
             f"| {name} | {endpoint} | {self.requests / self.seconds:,.0f} | "
-            f"{self.posts / self.seconds:,.0f} | {p50:.1f} | {p99:.1f} | {self.errors} |"
+            f"{self.posts / self.seconds:,.0f} | {p50:.1f} | {p99:.1f} | {self.cpu_ms_per_post:.2f} | "
+            f"{self.errors} |"
         )
 
 
 async def load(
-    port: int, *, batch: int, token: str, connections: int, seconds: float, warmup: float
+    port: int, *, pid: int, batch: int, token: str, connections: int, seconds: float, warmup: float
 ) -> Result:
     path = "/v1/posts:batch" if batch > 1 else "/v1/posts"
     expected = (207,) if batch > 1 else (202,)
@@ -87,7 +97,8 @@ async def load(
     measure_from = start + warmup
     deadline = measure_from + seconds
     latencies: list[float] = []
-    counts = {"requests": 0, "errors": 0}
+    counts = {"requests": 0, "errors": 0, "all": 0}
+    cpu_start = cpu_seconds(pid)
 
     async def worker() -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -100,6 +111,7 @@ async def load(
                 match = CONTENT_LENGTH.search(head)
                 await reader.readexactly(int(match.group(1)) if match else 0)
                 t1 = time.perf_counter()
+                counts["all"] += 1
                 if now >= measure_from:
                     latencies.append(t1 - t0)
                     counts["requests"] += 1
@@ -109,7 +121,11 @@ async def load(
             writer.close()
 
     await asyncio.gather(*(worker() for _ in range(connections)))
-    return Result(counts["requests"], counts["requests"] * batch, counts["errors"], seconds, latencies)
+    cpu = cpu_seconds(pid) - cpu_start
+    cpu_ms_per_post = cpu * 1000 / (counts["all"] * batch) if counts["all"] else float("nan")
+    return Result(
+        counts["requests"], counts["requests"] * batch, counts["errors"], seconds, latencies, cpu_ms_per_post
+    )
 
 
 def start_server(target: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
@@ -157,6 +173,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--batch", type=int, default=100, help="posts per batch request")
+    parser.add_argument("--only", choices=["ceiling", "sqlite", "pg"], action="append", help="run only these")
     parser.add_argument(
         "--pg", default=os.environ.get("BENCH_DATABASE_URL"), help="PostgreSQL URL (optional)"
     )
@@ -172,6 +189,7 @@ def main() -> None:
                 result = asyncio.run(
                     load(
                         port,
+                        pid=proc.pid,
                         batch=batch,
                         token=token,
                         connections=args.connections,
@@ -185,9 +203,11 @@ def main() -> None:
         finally:
             stop_server(proc)
 
-    print("| server | endpoint | requests/s | posts/s | p50 ms | p99 ms | errors |")
-    print("|---|---|---|---|---|---|---|")
-    run("ceiling: validate only", ["bench.ingest_ceiling:app"], {})
+    print("| server | endpoint | requests/s | posts/s | p50 ms | p99 ms | server CPU ms/post | errors |")
+    print("|---|---|---|---|---|---|---|---|")
+    only = set(args.only or ["ceiling", "sqlite", "pg"])
+    if "ceiling" in only:
+        run("ceiling: validate only", ["bench.ingest_ceiling:app"], {})
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
@@ -195,8 +215,9 @@ def main() -> None:
             "LOG_LEVEL": "WARNING",
         }
         sqlite_env = {**env, "INGEST_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/ingest.db"}
-        run("ingest, SQLite", ["services.ingest.main:create_app", "--factory"], sqlite_env)
-        if args.pg:
+        if "sqlite" in only:
+            run("ingest, SQLite", ["services.ingest.main:create_app", "--factory"], sqlite_env)
+        if args.pg and "pg" in only:
             schema = f"bench_ingest_{RUN_ID}"
             pg_env = {**env, "INGEST_DATABASE_URL": args.pg, "INGEST_DATABASE_SCHEMA": schema}
             try:
