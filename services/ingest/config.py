@@ -36,4 +36,7 @@ class IngestSettings(BaseServiceSettings):
         description="hub.verify_token expected by the Meta subscription check, per account ('*' for any).",
     )
     group_commit_max_posts: int = Field(2000, ge=1, le=20_000, description="Posts per group transaction.")
+    group_commit_linger_ms: float = Field(
+        2.0, ge=0, le=100, description="How long a group waits for more requests before it commits."
+    )
     group_commit_writers: int = Field(2, ge=1, le=16, description="Concurrent group transactions (PG).")

@@ -45,6 +45,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                 window=timedelta(seconds=settings.near_duplicate_window_seconds),
                 max_posts=settings.group_commit_max_posts,
                 writers=settings.group_commit_writers,
+                linger=settings.group_commit_linger_ms / 1000,
             )
             committer.start()
             app.state.committer = committer
