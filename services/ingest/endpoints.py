@@ -5,6 +5,7 @@ Thin: validate, canonicalise, hand to the group committer, map errors to problem
 
 from __future__ import annotations
 
+import hmac
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -113,8 +114,9 @@ async def _store_items(
     positions: list[int] = []
     for i, item in enumerate(items):
         if isinstance(item, Skipped):
-            problem = Problem(title="Skipped", status=200, detail=item.reason)
-            results[i] = ItemResult(index=i, status="skipped", external_id=item.external_id, problem=problem)
+            results[i] = ItemResult(
+                index=i, status="skipped", external_id=item.external_id, reason=item.reason
+            )
         elif isinstance(item, Rejected):
             problem = Problem(
                 title="Unprocessable Content", status=422, detail="The item is not valid.", errors=item.errors
@@ -292,8 +294,6 @@ async def verify_webhook(platform: str, request: Request) -> Any:
 
 
 def _equal(a: str, b: str) -> bool:
-    import hmac
-
     return hmac.compare_digest(a.encode(), b.encode())
 
 

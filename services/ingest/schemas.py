@@ -90,7 +90,8 @@ class ItemResult(BaseModel):
     id: str | None = None
     duplicate_of: str | None = None
     external_id: str | None = None
-    problem: Problem | None = Field(None, description="Why the item was rejected or skipped.")
+    reason: str | None = Field(None, description="Why the item was skipped (it is not a post).")
+    problem: Problem | None = Field(None, description="Why the item was rejected.")
 
 
 class BatchResult(BaseModel):

@@ -44,18 +44,17 @@ def expected_signature(platform: str, secret: bytes, body: bytes) -> str:
 
 
 def signing_accounts(platform: str, body: bytes, query_account: str | None) -> set[str]:
-    """The accounts a signed delivery is for (each must have a secret and the signature must match it).
+    """The accounts a signed delivery is for: those the body names (Meta ``entry[].id``, X ``for_user_id``)
+    and the ``account`` query parameter. Each must have a secret and the signature must match each.
 
     Read leniently: a body we cannot read here names no account, and is then checked against the query's
     account or the platform-wide secret; its shape is validated later, after the signature passed.
     """
-    if query_account:
-        return {query_account}
+    accounts: set[str] = {query_account} if query_account else set()
     try:
         payload: Any = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return set()
-    accounts: set[str] = set()
+        return accounts
     if isinstance(payload, dict):
         if platform == "x" and isinstance(payload.get("for_user_id"), str):
             accounts.add(payload["for_user_id"])

@@ -282,6 +282,7 @@ class TestWebhooks:
         assert good.status_code == 200, good.text
         # accepted, not duplicate: the 401s stored nothing.
         assert [i["status"] for i in good.json()["items"]] == ["accepted", "accepted", "skipped"]
+        assert good.json()["items"][2]["reason"] == "feed item 'reaction' is not a post"
 
     async def test_x_signature_is_verified_both_ways(
         self, ingest: tuple[httpx.AsyncClient, IngestSettings]

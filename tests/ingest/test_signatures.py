@@ -56,3 +56,16 @@ class TestVerify:
         assert signatures.verify(
             platform="x", body=BODY, header=header, secrets={"*": b"cs"}, accounts={"42"}
         )
+
+
+def test_the_query_account_does_not_replace_the_accounts_the_body_names() -> None:
+    assert signatures.signing_accounts("facebook", BODY, "other-page") == {"555", "other-page"}
+    header = signatures.meta_signature(b"s-other", BODY)
+    # Signed with another page's secret: the page the body names has no match.
+    assert not signatures.verify(
+        platform="facebook",
+        body=BODY,
+        header=header,
+        secrets={"other-page": b"s-other", "555": b"s555"},
+        accounts=signatures.signing_accounts("facebook", BODY, "other-page"),
+    )
