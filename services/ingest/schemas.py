@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -81,7 +81,11 @@ class BatchCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Items are validated one by one by the endpoint so that one bad item never rejects the others.
-    posts: list[dict[str, object]] = Field(min_length=1, max_length=MAX_BATCH)
+    posts: list[Any] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description="Canonical posts (each the body of POST /v1/posts); a bad item is rejected alone.",
+    )
 
 
 class ItemResult(BaseModel):

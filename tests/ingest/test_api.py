@@ -220,6 +220,7 @@ class TestBatch:
                 "author": {"id": "someone-else"},
                 "text": "Another matter entirely",
             },
+            "not a post at all",
         ]
         response = await client.post("/v1/posts:batch", json={"posts": posts}, headers=headers)
         assert response.status_code == 207, response.text
@@ -230,8 +231,10 @@ class TestBatch:
             "rejected",
             "duplicate",
             "accepted",
+            "rejected",
         ]
-        assert (body["accepted"], body["duplicates"], body["rejected"]) == (2, 1, 2)
+        assert (body["accepted"], body["duplicates"], body["rejected"]) == (2, 1, 3)
+        assert body["items"][5]["problem"]["errors"][0]["field"] == "body.posts.5"
         assert body["items"][1]["problem"]["errors"][0]["field"] == "body.posts.1.text"
         assert body["items"][2]["problem"]["errors"][0]["field"] == "body.posts.2.author"
         assert body["items"][3]["id"] == body["items"][0]["id"]

@@ -48,14 +48,18 @@ class DeliveryError(ValueError):
         self.errors = errors
 
 
-def parse_item(candidate: dict[str, Any], *, prefix: str = "") -> PostCreate | Rejected:
+def parse_item(candidate: Any, *, prefix: str = "") -> PostCreate | Rejected:
     try:
         return PostCreate.model_validate(candidate)
     except ValidationError as exc:
         problems = validation_problems(exc.errors())
         if prefix:
-            problems = [FieldProblem(field=f"{prefix}.{p.field}", reason=p.reason) for p in problems]
-        ext = candidate.get("external_id")
+            # A root error (the item is not an object) is reported at the item itself.
+            problems = [
+                FieldProblem(field=prefix if p.field == "body" else f"{prefix}.{p.field}", reason=p.reason)
+                for p in problems
+            ]
+        ext = candidate.get("external_id") if isinstance(candidate, dict) else None
         return Rejected(problems, ext if isinstance(ext, str) else None)
 
 
