@@ -374,3 +374,30 @@ class TestModes:
             )
             assert response.status_code == 422
             assert response.json()["errors"][0]["field"] == "body.starts_at"
+
+
+class TestActivationAcrossProcesses:
+    async def test_another_instance_on_the_same_database_uses_the_new_pack_within_seconds(
+        self, make_settings, running, token
+    ):
+        settings = make_settings(PolicySettings)
+        async with running(create_app(settings)) as a, running(create_app(settings)) as b:
+            draft = {"text": "Casinos are fun", "platform": "x"}
+            before = await b.post("/v1/checks", json=draft, headers=token("responder"))
+            assert before.json()["policy_version"] == DEFAULT  # b has now cached the active version
+            admin = {**token("admin"), "content-type": "application/yaml"}
+            assert (await a.post("/v1/policies", content=PACK, headers=admin)).status_code == 201
+            activated = await a.post(
+                "/v1/policies/test-pack@1/activate", json={"reason": "x"}, headers=token("admin")
+            )
+            assert activated.status_code == 200
+            deadline = asyncio.get_running_loop().time() + 10
+            seen = None
+            while asyncio.get_running_loop().time() < deadline:
+                seen = (await b.post("/v1/checks", json=draft, headers=token("responder"))).json()
+                if seen["policy_version"] == "test-pack@1":
+                    break
+                await asyncio.sleep(0.1)
+            assert seen is not None
+            assert seen["policy_version"] == "test-pack@1"
+            assert seen["decision"] == "block"
