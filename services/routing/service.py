@@ -6,9 +6,9 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.routing.decisions import decide
 from services.routing.models import Assignment
 from services.routing.repository import AssignmentRepository
+from services.routing.rules import PostFacts, Target, compile_ruleset
 from shared.contracts import AssignmentCreatedV1, PostScreenedV1, new_event
 from shared.contracts.envelope import Envelope
 from shared.ids import uuid7
@@ -28,12 +28,18 @@ async def assign_post(
     repo = AssignmentRepository(session)
     if await repo.get_by_post_id(post.post_id) is not None:
         return None
-    decision = decide(post=post, default_department=default_department, crisis_department=crisis_department)
+    ruleset = compile_ruleset(
+        version="builtin-0",
+        rules=[],
+        default={"department": default_department},
+        crisis=Target(crisis_department, f"{crisis_department}.crisis", 1, frozenset(), None),
+    )
+    decision = ruleset.evaluate(PostFacts.from_screened(post))
     assignment = Assignment(
         id=str(uuid7()),
         post_id=post.post_id,
-        department=decision.department,
-        queue=decision.queue,
+        department=decision.target.department,
+        queue=decision.target.queue,
         responder_id=None,
         priority=decision.priority,
         status="waiting",
