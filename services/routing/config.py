@@ -14,3 +14,17 @@ class RoutingSettings(BaseServiceSettings):
     database_url: str = "sqlite+aiosqlite:///./var/routing.db"
     default_department: str = Field("general", max_length=100)
     crisis_department: str = Field("crisis", max_length=100)
+    offer_timeout_seconds: int = Field(
+        120, ge=5, le=86_400, description="How long a responder has to accept."
+    )
+    drain_batch_size: int = Field(200, ge=1, le=5000, description="Waiting posts considered per queue drain.")
+    timer_interval_ms: int = Field(
+        1000, ge=50, le=60_000, description="How often offer/SLA timers are fired."
+    )
+    timer_batch_size: int = Field(500, ge=1, le=10_000)
+    policy_url: str = Field("http://127.0.0.1:8002", description="Base URL of the policy service.")
+    policy_timeout_seconds: float = Field(3.0, gt=0, le=60)
+    policy_attempts: int = Field(
+        3, ge=1, le=10, description="Attempts of a policy check before failing closed."
+    )
+    policy_retry_backoff_ms: int = Field(200, ge=0, le=10_000)
