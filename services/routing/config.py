@@ -15,7 +15,7 @@ class RoutingSettings(BaseServiceSettings):
     default_department: str = Field("general", max_length=100)
     crisis_department: str = Field("crisis", max_length=100)
     offer_timeout_seconds: int = Field(
-        120, ge=5, le=86_400, description="How long a responder has to accept."
+        120, ge=1, le=86_400, description="How long a responder has to accept."
     )
     drain_batch_size: int = Field(200, ge=1, le=5000, description="Waiting posts considered per queue drain.")
     timer_interval_ms: int = Field(

@@ -17,6 +17,7 @@ from typing import Any
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Statuses that hold a unit of a responder's capacity.
 HOLDING = frozenset({"offered", "assigned", "awaiting_public"})
+DEFAULT_LANGUAGES = frozenset({"en"})
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,8 @@ def exclusion(c: Candidate, need: Need) -> str | None:
     missing = need.required_skills - c.skills
     if missing:
         return "missing_skill:" + ",".join(sorted(missing))
-    if need.language is not None and c.languages and need.language not in c.languages:
+    # Responders who list no languages are taken to answer in English only.
+    if need.language is not None and need.language not in (c.languages or DEFAULT_LANGUAGES):
         return f"language:{need.language}"
     return None
 

@@ -425,6 +425,17 @@ async def my_queue(session: SessionDep, principal: Worker, limit: Limit = 50) ->
     )
 
 
+@router.get("/assignments", response_model=list[AssignmentRead], tags=["workflow"])
+async def find_assignments(
+    session: SessionDep, principal: Reader, post_id: Annotated[str, Query(min_length=1, max_length=64)]
+) -> list[AssignmentRead]:
+    """The assignment of a post (a list: empty when the post is not routed yet or not the caller's to see)."""
+    a = await AssignmentRepository(session).get_by_post_id(post_id)
+    if a is None or not principal.can_see_department(a.department):
+        return []
+    return [AssignmentRead.model_validate(a)]
+
+
 @router.get(
     "/assignments/{assignment_id}",
     response_model=AssignmentRead,

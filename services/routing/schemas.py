@@ -66,8 +66,8 @@ class DepartmentRead(BaseModel):
 
 class SlaPolicyWrite(_In):
     clock: Literal["business", "wall"] = "business"
-    first_response_seconds: int = Field(ge=60, le=90 * 86_400)
-    resolve_seconds: int = Field(ge=60, le=365 * 86_400)
+    first_response_seconds: int = Field(ge=1, le=90 * 86_400)
+    resolve_seconds: int = Field(ge=1, le=365 * 86_400)
     warning_fraction: float = Field(
         0.75, gt=0, lt=1, description="Warn when this share of the target is used."
     )
