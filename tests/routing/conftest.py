@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,8 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from services.routing.config import RoutingSettings
+from services.routing.main import create_app
 from shared.contracts import PostReceivedV1, PostScreenedV1, new_event
 from shared.contracts.envelope import EventModel
 from shared.contracts.topics import Topic
@@ -196,3 +199,23 @@ async def add_responder(
         headers=admin,
     )
     assert r.status_code == 200, r.text
+
+
+@pytest.fixture
+def routing(make_settings: Callable[..., Any], running: Callable[..., Any]) -> Callable[..., Any]:
+    @asynccontextmanager
+    async def start(
+        policy_transport: httpx.AsyncBaseTransport | None = None, publisher: Any = None, **overrides: Any
+    ) -> AsyncIterator[httpx.AsyncClient]:
+        values = {"default_department": "transport", "timer_interval_ms": 100, **overrides}
+        app = create_app(
+            make_settings(RoutingSettings, **values), policy_transport=policy_transport, publisher=publisher
+        )
+        async with running(app) as client:
+            yield client
+
+    return start
+
+
+def who(token: Callable[..., dict[str, str]], rid: str, dept: str = "transport") -> dict[str, str]:
+    return token("responder", departments=(dept,), subject=rid)

@@ -3,33 +3,21 @@ near-duplicates, decline and offer expiry, explanations."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 import pytest
 
-from services.routing.config import RoutingSettings
-from services.routing.main import create_app
-from tests.routing.conftest import Bus, add_responder, assignment_of, eventually, screened, setup_department
+from tests.routing.conftest import (
+    Bus,
+    add_responder,
+    assignment_of,
+    eventually,
+    screened,
+    setup_department,
+    who,
+)
 
 pytestmark = pytest.mark.kafka
-
-
-@pytest.fixture
-def routing(make_settings: Callable[..., Any], running: Callable[..., Any]) -> Callable[..., Any]:
-    @asynccontextmanager
-    async def start(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-        values = {"default_department": "transport", "timer_interval_ms": 100, **overrides}
-        async with running(create_app(make_settings(RoutingSettings, **values))) as client:
-            yield client
-
-    return start
-
-
-def who(token: Callable[..., dict[str, str]], rid: str, dept: str = "transport") -> dict[str, str]:
-    return token("responder", departments=(dept,), subject=rid)
 
 
 class TestOfferAndAccept:

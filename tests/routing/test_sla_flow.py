@@ -1,0 +1,116 @@
+"""SLA timers through the real broker and database: warning then breach with escalation, pause while
+awaiting the public, and no clock after resolution."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tests.routing.conftest import Bus, add_responder, assignment_of, screened, setup_department, who
+
+pytestmark = pytest.mark.kafka
+
+
+async def policy(client: Any, admin: dict[str, str], name: str, **body: Any) -> None:
+    r = await client.put(f"/v1/sla-policies/{name}", json=body, headers=admin)
+    assert r.status_code == 200, r.text
+
+
+class TestSlaTimers:
+    async def test_warning_then_breach_raise_priority_and_paused_or_resolved_work_never_fires(
+        self, routing, bus: Bus, token
+    ) -> None:
+        admin = token("admin")
+        async with routing() as client:
+            await policy(
+                client,
+                admin,
+                "fast",
+                clock="wall",
+                first_response_seconds=2,
+                resolve_seconds=600,
+                warning_fraction=0.5,
+                breach_action="raise_priority",
+            )
+            await setup_department(client, admin, sla_policy="fast")
+            await add_responder(client, admin, "r1", capacity=5)
+            late, paused, done = screened(priority=3), screened(), screened()
+            for p in (late, paused, done):
+                await bus.send(p)
+            rows = {
+                p.post_id: await assignment_of(client, p.post_id, admin, "offered")
+                for p in (late, paused, done)
+            }
+            for row in rows.values():
+                assert (
+                    await client.post(f"/v1/assignments/{row['id']}/accept", headers=who(token, "r1"))
+                ).status_code == 200
+            r = await client.post(
+                f"/v1/assignments/{rows[paused.post_id]['id']}/await-public", headers=who(token, "r1")
+            )
+            assert r.status_code == 200, r.text
+            assert r.json()["fr_due_at"] is None
+            r = await client.post(
+                f"/v1/assignments/{rows[done.post_id]['id']}/resolve",
+                json={"outcome": "answered"},
+                headers=who(token, "r1"),
+            )
+            assert r.status_code == 200
+
+            await bus.events(lambda _: bool(bus.of(late.post_id, "escalated")), within=15)
+            warning = bus.of(late.post_id, "warning")
+            breached = bus.of(late.post_id, "breached")
+            escalated = bus.of(late.post_id, "escalated")
+            assert [e["data"]["target"] for e in warning] == ["first_response"]
+            assert [e["data"]["target"] for e in breached] == ["first_response"]
+            assert escalated[0]["data"]["action"] == "raise_priority"
+            assert escalated[0]["data"]["previous_priority"] == 3
+            assert (await assignment_of(client, late.post_id, admin))["priority"] == 2
+            assert breached[0]["data"]["business_seconds_since_received"] >= 2
+
+            await asyncio.sleep(1.0)  # well past the others' deadlines
+            await bus.events(lambda _: True)
+            for p in (paused, done):
+                assert bus.of(p.post_id, "breached") == []
+                assert bus.of(p.post_id, "warning") == []
+            # Each timer fires once, however many ticks pass.
+            assert len(bus.of(late.post_id, "breached")) == 1
+
+            # The paused clock runs again on resume, with the time used so far carried over.
+            r = await client.post(
+                f"/v1/assignments/{rows[paused.post_id]['id']}/resume", headers=who(token, "r1")
+            )
+            assert r.status_code == 200
+            assert r.json()["fr_due_at"] is not None
+            await bus.events(lambda _: bool(bus.of(paused.post_id, "breached")), within=15)
+
+    async def test_breach_reassigns_to_the_supervisors_queue(self, routing, bus: Bus, token) -> None:
+        admin = token("admin")
+        async with routing() as client:
+            await policy(
+                client,
+                admin,
+                "sup",
+                clock="wall",
+                first_response_seconds=1,
+                resolve_seconds=600,
+                warning_fraction=0.5,
+                breach_action="reassign_supervisors",
+            )
+            await setup_department(client, admin, sla_policy="sup")
+            await add_responder(client, admin, "r1", capacity=5)
+            await add_responder(client, admin, "boss", capacity=5, skills=("supervisor",), status="away")
+            post = screened()
+            await bus.send(post)
+            a = await assignment_of(client, post.post_id, admin, "offered")
+            await client.post(f"/v1/assignments/{a['id']}/accept", headers=who(token, "r1"))
+            await add_responder(client, admin, "boss", capacity=5, skills=("supervisor",))
+            await bus.events(lambda _: bool(bus.of(post.post_id, "escalated")), within=15)
+            row = await assignment_of(client, post.post_id, admin, "offered")
+            assert (row["queue"], row["responder_id"], row["priority"]) == (
+                "transport.supervisors",
+                "boss",
+                1,
+            )
