@@ -207,7 +207,7 @@ class TestPolicyVerdicts:
 
 
 class TestAgainstTheRealPolicyService:
-    """Runs the real policy app in-process. Its /v1/checks lands with the policy issue; until then this skips."""
+    """The real policy app in-process. Its /v1/checks lands with the policy issue; until then this skips."""
 
     async def test_reply_checked_by_the_real_policy_service(
         self, make_settings, running, routing, bus: Bus, token
