@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 SERVICES := ingest policy routing metrics
 
-.PHONY: help install run test test-unit test-integration test-e2e lint fmt token migrate clean
+.PHONY: help install run test test-unit test-integration test-e2e lint fmt docs token migrate clean
 
 help:
 	@echo "make run    - embedded Kafka broker + the four services on :8001-8004 (SQLite under ./var)"
@@ -44,6 +44,10 @@ lint: install
 fmt: install
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
+
+# Regenerate docs/configuration.md from the settings classes.
+docs: install
+	$(PY) -m scripts.configdoc
 
 ROLE ?= agency_system
 DEPT ?=

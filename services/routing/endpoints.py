@@ -48,13 +48,16 @@ from services.routing.schemas import (
     SlaPolicyWrite,
     TransferRequest,
 )
-from shared.auth import Principal, Role, require_roles
+from shared.auth import Principal, Role, authenticated, require_roles
 from shared.contracts import PostScreenedV1
 from shared.deps import SessionDep
 from shared.errors import FieldProblem, Forbidden, NotFound, ServiceError, problem_responses
 from shared.logging import current_correlation_id
 
-router = APIRouter(prefix="/v1", responses=problem_responses(401, 403, 422))
+# Every /v1 route needs a valid bearer token, checked before anything else runs.
+router = APIRouter(
+    prefix="/v1", responses=problem_responses(401, 403, 422), dependencies=[Depends(authenticated)]
+)
 
 Reader = Annotated[Principal, Depends(require_roles(Role.RESPONDER, Role.SUPERVISOR, Role.OPS))]
 Worker = Annotated[Principal, Depends(require_roles(Role.RESPONDER, Role.SUPERVISOR))]
