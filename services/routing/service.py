@@ -8,8 +8,9 @@ so a state change and its events commit together or not at all.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -317,7 +318,7 @@ async def assign_post(
         "queue_required_skills": sorted(queue_skills),
     }
     _decision(session, a, "routed", explanation, now)
-    drained = await drain(session=session, departments=[a.department], config=config, now=now, explain=a.id)
+    drained = await drain(session=session, departments=[a.department], config=config, now=now, explain=a)
     created = _event(
         AssignmentCreatedV1,
         a,
@@ -455,7 +456,7 @@ async def drain(
     departments: Collection[str],
     config: RoutingConfig,
     now: datetime,
-    explain: str | None = None,
+    explain: Assignment | None = None,
 ) -> Events:
     """Offer the departments' waiting posts, in priority-then-age order, to whoever has spare capacity.
 
@@ -464,11 +465,15 @@ async def drain(
     outcome should be stored with the reasons (the post just routed).
     """
     repo = AssignmentRepository(session)
-    waiting = list(await repo.lock_waiting(set(departments), limit=config.drain_batch_size))
+    depts = set(departments)
+    candidates, responders = await candidates_for(session, depts, lock=True)
+    spare = any(c.status == "available" and c.load < c.capacity for c in candidates)
+    # Under load every responder is usually full: then the queue cannot move and reading its head is waste.
+    waiting = list(await repo.lock_waiting(depts, limit=config.drain_batch_size)) if spare else []
+    if explain is not None and all(w.id != explain.id for w in waiting):
+        waiting.append(explain)
     if not waiting:
         return []
-    depts = {w.department for w in waiting}
-    candidates, responders = await candidates_for(session, depts, lock=True)
     continuity = await repo.continuity(
         {w.author_ref for w in waiting if w.author_ref},
         {w.conversation_id for w in waiting if w.conversation_id},
@@ -499,24 +504,13 @@ async def drain(
                 offer_expires_at=a.offer_expires_at,
             )
         )
-    if explain is not None and explain in by_id and by_id[explain].status == "waiting":
-        a = by_id[explain]
-        placed = {w.assignment_id for w, _ in plan}
-        ahead = sum(
-            1
-            for i in decisions.queue_order(items)
-            if i.assignment_id != explain
-            and i.assignment_id not in placed
-            and (i.priority, i.waiting_since) <= (a.priority, a.waiting_since or now)
-        )
-        offered = {c.responder_id for _, c in plan}
-        after = [
-            decisions.Candidate(**{**c.__dict__, "load": c.load + sum(1 for r in offered if r == c.id)})
-            for c in candidates
-        ]
+    if explain is not None and explain.status == "waiting":
+        a = explain
+        offered = Counter(c.responder_id for _, c in plan)
+        after = [replace(c, load=c.load + offered[c.id]) for c in candidates]
         choice = decisions.choose(need=need_of(a, continuity), candidates=after)
         reason = choice.reason if choice.responder_id is None else "older_or_more_urgent_posts_first"
-        _decision(session, a, "queued", {**choice.explain(), "reason": reason, "waiting_ahead": ahead}, now)
+        _decision(session, a, "queued", {**choice.explain(), "reason": reason}, now)
     await session.flush()
     return events
 
