@@ -214,6 +214,17 @@ class AssignmentRepository(RepositoryBase[Assignment]):
                 out.setdefault(conv, set()).add(rid)
         return out
 
+    async def awaiting_public_for(self, *, author_ref: str, conversation_id: str | None) -> Assignment | None:
+        """The assignment waiting for this author's answer: same conversation when known, else same author."""
+        stmt = self.select().where(Assignment.status == "awaiting_public")
+        if conversation_id is not None:
+            stmt = stmt.where(Assignment.conversation_id == conversation_id)
+        else:
+            stmt = stmt.where(Assignment.author_ref == author_ref)
+        return await self.get_one_or_none(
+            stmt.order_by(Assignment.created_at.desc()).limit(1).with_for_update()
+        )
+
     async def expired_offers(self, *, now: datetime, limit: int) -> Sequence[Assignment]:
         stmt = (
             self.select()

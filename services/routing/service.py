@@ -262,6 +262,19 @@ async def assign_post(
         if parent is not None and parent.status in OPEN:
             return await _group(session, post, parent, facts, received_at, conversation, now)
 
+    waiting_on_public = await repo.awaiting_public_for(
+        author_ref=post.author_ref, conversation_id=conversation
+    )
+    if waiting_on_public is not None:
+        # The public answered: the clocks run again and the answer joins the work it belongs to.
+        cal = (await _calendars(session, [waiting_on_public.department]))[waiting_on_public.department]
+        resume_clocks(waiting_on_public, cal, now)
+        waiting_on_public.status, waiting_on_public.updated_at = "assigned", now
+        _decision(session, waiting_on_public, "resumed", {"by_post": post.post_id}, now)
+        resumed = _event(AssignmentResumedV1, waiting_on_public, now=now, calendar=cal)
+        grouped = await _group(session, post, waiting_on_public, facts, received_at, conversation, now)
+        return [resumed, *grouped]
+
     ruleset = await active_ruleset(session, config)
     match = ruleset.evaluate(facts)
     target = match.target

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from services.routing.rules import PostFacts, RuleError, Target, compile_ruleset
+from services.routing.rules import PostFacts, RuleError, Target, compile_ruleset, has_word
 from shared.contracts import PostScreenedV1
 
 CRISIS = Target("crisis", "crisis.crisis", 1, frozenset(), "crisis")
@@ -174,3 +177,17 @@ class TestValidation:
         )
         assert ("a", "rules[0].when") in {(r, p) for r, p, _ in problems}
         assert any(r == "b" and "deep" in m for r, _, m in problems)
+
+
+class TestWordMatching:
+    @settings(max_examples=300, deadline=None)
+    @given(
+        text=st.text(alphabet="abc _-.,!?#'\n", max_size=40),
+        word=st.text(alphabet="abc", min_size=1, max_size=3),
+    )
+    def test_has_word_agrees_with_tokenising(self, text: str, word: str) -> None:
+        assert has_word(text, word) == (word in re.findall(r"\w+", text))
+
+    def test_phrases_match_on_word_boundaries(self) -> None:
+        assert has_word("the road closure on main st", "road closure")
+        assert not has_word("railroad closures", "road closure")

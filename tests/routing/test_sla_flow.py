@@ -114,3 +114,27 @@ class TestSlaTimers:
                 "boss",
                 1,
             )
+
+
+class TestAwaitingThePublic:
+    async def test_the_publics_answer_resumes_the_clock_and_joins_the_assignment(
+        self, routing, bus: Bus, token
+    ) -> None:
+        admin = token("admin")
+        async with routing() as client:
+            await setup_department(client, admin)
+            await add_responder(client, admin, "r1", capacity=5)
+            question = screened()
+            await bus.send(question)
+            a = await assignment_of(client, question.post_id, admin, "offered")
+            await client.post(f"/v1/assignments/{a['id']}/accept", headers=who(token, "r1"))
+            r = await client.post(f"/v1/assignments/{a['id']}/await-public", headers=who(token, "r1"))
+            assert r.json()["status"] == "awaiting_public"
+            assert r.json()["rs_due_at"] is None
+            answer = screened(author_ref=question.author_ref, redacted_text="my ticket number is 123")
+            await bus.send(answer)
+            joined = await assignment_of(client, answer.post_id, admin, "grouped")
+            assert joined["grouped_with"] == a["id"]
+            resumed = await assignment_of(client, question.post_id, admin, "assigned")
+            assert resumed["rs_due_at"] is not None
+            await bus.events(lambda _: bool(bus.of(question.post_id, "resumed")))
