@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -77,6 +77,8 @@ class RoutingConfig:
     offer_timeout_seconds: int = 120
     drain_batch_size: int = 200
     timer_batch_size: int = 500
+    #: Compiled rule sets by version, for this app's database only (versions are immutable once stored).
+    rulesets: dict[str, rules.RuleSet] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
     def crisis_target(self) -> rules.Target:
@@ -128,15 +130,35 @@ def calendar_of(dept: Department | None) -> sla.Calendar | None:
     return _calendar(dept.timezone, json.dumps(dept.hours, sort_keys=True), dept.state, tuple(dept.closures))
 
 
-_RULESETS: dict[tuple[str, str, str], rules.RuleSet] = {}
+_CACHE_KEY = "routing.directory_cache"
+
+
+def _cache(session: AsyncSession) -> dict[Any, Any]:
+    """Directory rows read in this transaction. A consumer batch routes hundreds of posts to a handful of
+    departments: reading each department, queue, policy and the rule-set version once per batch (one
+    transaction) instead of once per post. Directory edits show up from the next transaction on."""
+    cache: dict[Any, Any] = session.info.setdefault(_CACHE_KEY, {})
+    return cache
+
+
+async def _department(session: AsyncSession, department_id: str) -> Department | None:
+    cache = _cache(session)
+    key = ("department", department_id)
+    if key not in cache:
+        cache[key] = await DepartmentRepository(session).get(department_id)
+    row: Department | None = cache[key]
+    return row
 
 
 async def active_ruleset(session: AsyncSession, config: RoutingConfig) -> rules.RuleSet:
     """The active rule set, compiled once per version (a version is immutable once stored)."""
     repo = RuleSetRepository(session)
-    version = await repo.active_version()
-    key = (str(version or "builtin-0"), config.default_department, config.crisis_department)
-    cached = _RULESETS.get(key)
+    cache = _cache(session)
+    if "ruleset_version" not in cache:
+        cache["ruleset_version"] = await repo.active_version()
+    version: int | None = cache["ruleset_version"]
+    key = str(version or "builtin-0")
+    cached = config.rulesets.get(key)
     if cached is not None:
         return cached
     row = await repo.get(version) if version is not None else None
@@ -151,9 +173,9 @@ async def active_ruleset(session: AsyncSession, config: RoutingConfig) -> rules.
         compiled = rules.compile_ruleset(
             version=str(row.version), rules=row.rules, default=row.default, crisis=config.crisis_target
         )
-    if len(_RULESETS) > 64:
-        _RULESETS.clear()
-    _RULESETS[key] = compiled
+    if len(config.rulesets) > 64:
+        config.rulesets.clear()
+    config.rulesets[key] = compiled
     return compiled
 
 
@@ -191,8 +213,7 @@ def _decision(
 
 
 async def _calendars(session: AsyncSession, departments: Iterable[str]) -> dict[str, sla.Calendar | None]:
-    rows = await DepartmentRepository(session).get_many(set(departments))
-    return {d: calendar_of(rows.get(d)) for d in set(departments)}
+    return {d: calendar_of(await _department(session, d)) for d in set(departments)}
 
 
 # --- SLA clocks on an assignment ---
@@ -278,8 +299,11 @@ async def assign_post(
     ruleset = await active_ruleset(session, config)
     match = ruleset.evaluate(facts)
     target = match.target
-    dept = await DepartmentRepository(session).get(target.department)
-    queue = await QueueRepository(session).get(target.queue)
+    dept = await _department(session, target.department)
+    cache = _cache(session)
+    if ("queue", target.queue) not in cache:
+        cache[("queue", target.queue)] = await QueueRepository(session).get(target.queue)
+    queue = cache[("queue", target.queue)]
     queue_skills = frozenset(queue.required_skills) if queue is not None else frozenset()
     policy_name = target.sla_policy or (dept.sla_policy if dept is not None else None) or "standard"
     policy = await _policy(session, policy_name)
@@ -406,7 +430,10 @@ async def _group(
 
 
 async def _policy(session: AsyncSession, name: str) -> PolicyDefaults:
-    row = await SlaPolicyRepository(session).get(name)
+    cache = _cache(session)
+    if ("policy", name) not in cache:
+        cache[("policy", name)] = await SlaPolicyRepository(session).get(name)
+    row = cache[("policy", name)]
     if row is not None:
         return PolicyDefaults(
             row.clock,
@@ -427,7 +454,11 @@ async def candidates_for(
     rrepo = ResponderRepository(session)
     responders = list(await rrepo.in_departments(departments))
     ids = [r.id for r in responders]
-    locked = await rrepo.lock_available(ids) if lock else {r.id for r in responders}
+    # SQLite's single writer already serialises drains (and ignores FOR UPDATE): skip the round trip there.
+    if lock and session.get_bind().dialect.name != "sqlite":
+        locked = await rrepo.lock_available(ids)
+    else:
+        locked = {r.id for r in responders}
     depts = await rrepo.departments_of(ids)
     loads = await rrepo.loads(ids)
     out = []

@@ -4,6 +4,7 @@ awaiting the public, and no clock after resolution."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,9 +20,7 @@ async def policy(client: Any, admin: dict[str, str], name: str, **body: Any) -> 
 
 
 class TestSlaTimers:
-    async def test_warning_then_breach_raise_priority_and_paused_or_resolved_work_never_fires(
-        self, routing, bus: Bus, token
-    ) -> None:
+    async def test_warning_then_breach_with_escalation(self, routing, bus: Bus, token) -> None:
         admin = token("admin")
         async with routing() as client:
             await policy(
@@ -36,28 +35,12 @@ class TestSlaTimers:
             )
             await setup_department(client, admin, sla_policy="fast")
             await add_responder(client, admin, "r1", capacity=5)
-            late, paused, done = screened(priority=3), screened(), screened()
-            for p in (late, paused, done):
-                await bus.send(p)
-            rows = {
-                p.post_id: await assignment_of(client, p.post_id, admin, "offered")
-                for p in (late, paused, done)
-            }
-            for row in rows.values():
-                assert (
-                    await client.post(f"/v1/assignments/{row['id']}/accept", headers=who(token, "r1"))
-                ).status_code == 200
-            r = await client.post(
-                f"/v1/assignments/{rows[paused.post_id]['id']}/await-public", headers=who(token, "r1")
-            )
-            assert r.status_code == 200, r.text
-            assert r.json()["fr_due_at"] is None
-            r = await client.post(
-                f"/v1/assignments/{rows[done.post_id]['id']}/resolve",
-                json={"outcome": "answered"},
-                headers=who(token, "r1"),
-            )
-            assert r.status_code == 200
+            late = screened(priority=3)
+            await bus.send(late)
+            row = await assignment_of(client, late.post_id, admin, "offered")
+            assert (
+                await client.post(f"/v1/assignments/{row['id']}/accept", headers=who(token, "r1"))
+            ).status_code == 200
 
             await bus.events(lambda _: bool(bus.of(late.post_id, "escalated")), within=15)
             warning = bus.of(late.post_id, "warning")
@@ -69,22 +52,61 @@ class TestSlaTimers:
             assert escalated[0]["data"]["previous_priority"] == 3
             assert (await assignment_of(client, late.post_id, admin))["priority"] == 2
             assert breached[0]["data"]["business_seconds_since_received"] >= 2
+            await asyncio.sleep(0.5)  # several more timer ticks
+            await bus.events(lambda _: True)
+            assert len(bus.of(late.post_id, "breached")) == 1  # each timer fires once
 
-            await asyncio.sleep(1.0)  # well past the others' deadlines
+    async def test_paused_and_resolved_work_never_fires_and_resume_carries_the_used_time(
+        self, routing, bus: Bus, token
+    ) -> None:
+        admin = token("admin")
+        async with routing() as client:
+            await policy(
+                client,
+                admin,
+                "short",
+                clock="wall",
+                first_response_seconds=5,
+                resolve_seconds=600,
+                warning_fraction=0.9,
+                breach_action="notify",
+            )
+            await setup_department(client, admin, sla_policy="short")
+            await add_responder(client, admin, "r1", capacity=5)
+            paused, done = screened(), screened()
+            rows = {}
+            for p in (paused, done):
+                await bus.send(p)
+                rows[p.post_id] = await assignment_of(client, p.post_id, admin, "offered")
+                await client.post(f"/v1/assignments/{rows[p.post_id]['id']}/accept", headers=who(token, "r1"))
+            r = await client.post(
+                f"/v1/assignments/{rows[paused.post_id]['id']}/await-public", headers=who(token, "r1")
+            )
+            assert r.status_code == 200, r.text
+            assert r.json()["fr_due_at"] is None
+            r = await client.post(
+                f"/v1/assignments/{rows[done.post_id]['id']}/resolve",
+                json={"outcome": "answered"},
+                headers=who(token, "r1"),
+            )
+            assert r.status_code == 200
+            received = datetime.fromisoformat(rows[paused.post_id]["created_at"])
+            # Wait until both would have breached had their clocks kept running.
+            await asyncio.sleep(max(0.0, (received - datetime.now(UTC)).total_seconds() + 6.5))
             await bus.events(lambda _: True)
             for p in (paused, done):
                 assert bus.of(p.post_id, "breached") == []
-                assert bus.of(p.post_id, "warning") == []
-            # Each timer fires once, however many ticks pass.
-            assert len(bus.of(late.post_id, "breached")) == 1
+            assert bus.of(done.post_id, "warning") == []
 
-            # The paused clock runs again on resume, with the time used so far carried over.
             r = await client.post(
                 f"/v1/assignments/{rows[paused.post_id]['id']}/resume", headers=who(token, "r1")
             )
             assert r.status_code == 200
-            assert r.json()["fr_due_at"] is not None
+            due = datetime.fromisoformat(r.json()["fr_due_at"])
+            # Less than the full 5 s is left: the time used before the pause was carried over.
+            assert due - datetime.now(UTC) < timedelta(seconds=5)
             await bus.events(lambda _: bool(bus.of(paused.post_id, "breached")), within=15)
+            assert bus.of(paused.post_id, "escalated")[0]["data"]["action"] == "notify"
 
     async def test_breach_reassigns_to_the_supervisors_queue(self, routing, bus: Bus, token) -> None:
         admin = token("admin")
