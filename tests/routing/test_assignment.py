@@ -312,3 +312,54 @@ class TestDeclineAndExpiry:
                 "offer_expired",
                 "offered",
             ]
+
+
+class TestTransfer:
+    async def test_transfer_to_a_department_or_an_eligible_responder_only(
+        self, routing, bus: Bus, token
+    ) -> None:
+        admin = token("admin")
+        async with routing() as client:
+            await setup_department(client, admin)
+            await setup_department(client, admin, "health")
+            await add_responder(client, admin, "t1", capacity=1)
+            await add_responder(client, admin, "t2", capacity=1)
+            await add_responder(client, admin, "h1", depts=("health",), capacity=1)
+            first, second = screened(), screened()
+            for p in (first, second):
+                await bus.send(p)
+            a = await assignment_of(client, first.post_id, admin, "offered")
+            b = await assignment_of(client, second.post_id, admin, "offered")
+            holder_a, holder_b = a["responder_id"], b["responder_id"]
+            await client.post(f"/v1/assignments/{a['id']}/accept", headers=who(token, holder_a))
+            full = await client.post(
+                f"/v1/assignments/{a['id']}/transfer",
+                json={"responder_id": holder_b, "reason": "knows the case"},
+                headers=who(token, holder_a),
+            )
+            assert full.status_code == 409  # never over capacity, not even by hand
+            assert "at_capacity" in full.json()["detail"]
+            assert (
+                await client.post(
+                    f"/v1/assignments/{a['id']}/transfer", json={"reason": "x"}, headers=who(token, holder_a)
+                )
+            ).status_code == 422
+
+            moved = await client.post(
+                f"/v1/assignments/{a['id']}/transfer",
+                json={"department": "health", "reason": "a clinic question"},
+                headers=who(token, holder_a),
+            )
+            assert moved.status_code == 200, moved.text
+            assert (moved.json()["department"], moved.json()["queue"]) == ("health", "health.default")
+            # The health queue drained at once, and the transport responder's capacity came back.
+            assert (await assignment_of(client, first.post_id, admin, "offered"))["responder_id"] == "h1"
+            await bus.events(lambda _: bool(bus.of(first.post_id, "transferred")))
+            t = bus.of(first.post_id, "transferred")[0]["data"]
+            assert (t["from_department"], t["from_responder_id"], t["department"]) == (
+                "transport",
+                holder_a,
+                "health",
+            )
+            ex = (await client.get(f"/v1/assignments/{a['id']}/explanation", headers=admin)).json()
+            assert "transferred" in [d["kind"] for d in ex["decisions"]]

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from services.routing.sla import Calendar, add_business_seconds, parse_hours
 from tests.routing.conftest import Bus, add_responder, assignment_of, screened, setup_department, who
 
 pytestmark = pytest.mark.kafka
@@ -160,3 +162,30 @@ class TestAwaitingThePublic:
             resumed = await assignment_of(client, question.post_id, admin, "assigned")
             assert resumed["rs_due_at"] is not None
             await bus.events(lambda _: bool(bus.of(question.post_id, "resumed")))
+
+
+class TestBusinessCalendarThroughTheService:
+    async def test_deadlines_follow_the_departments_calendar(self, routing, bus: Bus, token) -> None:
+        admin = token("admin")
+        async with routing() as client:
+            hours = {"mon": [["09:00", "10:00"]], "wed": [["13:00", "14:30"]]}
+            await setup_department(client, admin, hours=hours, tz="Australia/Perth", state="WA")
+            post = screened()
+            await bus.send(post)
+            await bus.events(lambda _: bool(bus.of(post.post_id, "created")))
+            data = bus.of(post.post_id, "created")[0]["data"]
+            received = datetime.fromisoformat(data["post_received_at"])
+            calendar = Calendar(ZoneInfo("Australia/Perth"), parse_hours(hours), "WA", frozenset())
+            # The built-in standard policy: 8.5 business hours to first response, 5 x 8.5 to resolve.
+            assert datetime.fromisoformat(data["first_response_due_at"]) == add_business_seconds(
+                calendar, received, 8.5 * 3600
+            )
+            assert datetime.fromisoformat(data["resolve_due_at"]) == add_business_seconds(
+                calendar, received, 5 * 8.5 * 3600
+            )
+            ex = await client.get(f"/v1/assignments/{data['assignment_id']}/explanation", headers=admin)
+            assert ex.json()["decisions"][0]["explanation"]["sla"] == {
+                "policy": "standard",
+                "clock": "business",
+                "calendar": True,
+            }
