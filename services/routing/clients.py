@@ -33,6 +33,13 @@ class PolicyUnavailable(ServiceError):
         )
 
 
+class PolicyRejected(PolicyUnavailable):
+    """Policy refused our request (a 4xx but 408/429): retrying will not help; still nothing is sent."""
+
+    status_code = 502
+    title = "Policy check refused"
+
+
 class CheckFinding(BaseModel):
     model_config = ConfigDict(extra="ignore")
 

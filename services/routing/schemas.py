@@ -247,9 +247,13 @@ class ResolveRequest(_In):
 
 
 class Media(_In):
+    """An attachment, as policy's check takes it (accessibility rules look at alt text and captions)."""
+
     url: str = Field(min_length=1, max_length=2000, pattern=r"^https://")
-    type: Literal["image", "video", "document"] = "image"
-    alt_text: str | None = Field(None, max_length=1000)
+    type: Literal["image", "gif", "video", "audio"] = "image"
+    alt_text: str | None = Field(None, max_length=5000)
+    captions: bool = Field(False, description="A video has a captions track.")
+    decorative: bool = Field(False, description="A purely decorative image needs no alt text.")
 
 
 class ReplyCreate(_In):

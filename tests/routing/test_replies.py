@@ -213,7 +213,7 @@ class TestAgainstTheRealPolicyService:
         self, make_settings, running, routing, bus: Bus, token
     ) -> None:
         policy_app = create_policy(make_settings(PolicySettings))
-        if not any(getattr(r, "path", "") == "/v1/checks" for r in policy_app.routes):
+        if "/v1/checks" not in policy_app.openapi()["paths"]:
             pytest.skip("policy's POST /v1/checks is not on this branch yet (policy issue)")
         async with AsyncExitStack() as stack:
             await stack.enter_async_context(running(policy_app))
