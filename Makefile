@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 SERVICES := ingest policy routing metrics
 
-.PHONY: help install run test test-unit test-integration test-e2e test-faults lint fmt docs bench bench-smoke token migrate clean
+.PHONY: help install run test test-unit test-integration test-e2e test-faults lint fmt docs bench bench-smoke bench-ingest bench-langdetect token migrate clean
 
 help:
 	@echo "make run    - embedded Kafka broker + the four services on :8001-8004 (SQLite under ./var)"
@@ -75,6 +75,13 @@ migrate: install
 	  echo "migrating $$s"; \
 	  $(PY) -m shared.db.migrations services/$$s/migrations upgrade --url "$$url" $${schema:+--schema "$$schema"} || exit 1; \
 	done
+
+# Ingest throughput (single and batch) against a validate-only ceiling; PostgreSQL too with BENCH_DATABASE_URL.
+bench-ingest: install
+	$(PY) -m bench.ingest
+
+bench-langdetect: install
+	$(PY) -m bench.ingest_langdetect
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
