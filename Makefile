@@ -89,3 +89,8 @@ bench-policy: install
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+
+# Routing benchmark: in-process decision rate, then assignments/s through the embedded broker (under 60 s each).
+.PHONY: bench-routing
+bench-routing: install
+	$(PY) -m bench.routing

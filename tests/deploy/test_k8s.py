@@ -13,7 +13,6 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from services.routing.config import RoutingSettings
 from shared.contracts.topics import ALL_TOPICS, dead_letter_topic
 from tests.deploy.support import (
     K8S,
@@ -73,15 +72,17 @@ def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 
 def consumer_groups() -> dict[str, list[str]]:
-    from services.metrics import handlers as metrics
-    from services.policy import handlers as policy
-    from services.routing import handlers as routing
+    """Every consumer group of every service and its topics, read from the services' own wiring."""
+    from services.ingest.main import create_app as ingest
+    from services.metrics.main import create_app as metrics
+    from services.policy.main import create_app as policy
+    from services.routing.main import create_app as routing
 
-    return {
-        "policy.screening": [str(t) for t in policy.router.topics],
-        "routing.assignment": [str(t) for t in routing.build_router(RoutingSettings()).topics],
-        "metrics.timeline": [str(t) for t in metrics.router.topics],
-    }
+    groups: dict[str, list[str]] = {}
+    for factory in (ingest, policy, routing, metrics):
+        for spec in factory().state.runtime.consumer_specs:
+            groups[spec.group_id] = [str(t) for t in spec.router.topics]
+    return groups
 
 
 class TestFiles:
