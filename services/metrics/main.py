@@ -20,7 +20,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         migrations_dir=MIGRATIONS,
         outbox_model=Outbox,
         inbox_model=Inbox,
-        consumers=[ConsumerSpec(group_id="metrics.timeline", router=handlers.router)],
+        consumers=[ConsumerSpec(group_id="metrics.timeline", router=handlers.build_router(settings))],
     )
     return build_app(
         runtime=runtime,

@@ -1,9 +1,59 @@
+"""All of metrics' SQL. Upserts use the dialect's ON CONFLICT: concurrent partitions never lose counts."""
+
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
 
-from services.metrics.models import PostEvent
+from sqlalchemy import and_, case, delete, func, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.metrics.models import (
+    DeadLetter,
+    DeadLetterReplay,
+    PostDepartment,
+    PostEvent,
+    PostFact,
+    PostLabel,
+    VolumeBucket,
+    VolumeSpike,
+)
 from shared.db.repository import RepositoryBase
+
+GROUP_COLUMNS = {
+    "department": PostFact.department,
+    "platform": PostFact.platform,
+    "priority": PostFact.priority,
+    "responder": PostFact.responder_id,
+    "label": PostLabel.label,
+}
+
+TIMELINESS_COLUMNS = (
+    PostFact.received_at,
+    PostFact.first_response_at,
+    PostFact.assign_seconds,
+    PostFact.first_response_seconds,
+    PostFact.resolve_seconds,
+    PostFact.assign_business_seconds,
+    PostFact.first_response_business_seconds,
+    PostFact.resolve_business_seconds,
+    PostFact.sla_met,
+    PostFact.breached_first_response,
+    PostFact.breached_resolve,
+)
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
+async def set_statement_timeout(session: AsyncSession, milliseconds: int) -> None:
+    """PostgreSQL cancels a metrics query that runs longer than this (SQLite has no such setting)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text(f"SET LOCAL statement_timeout = {int(milliseconds)}"))
 
 
 class PostEventRepository(RepositoryBase[PostEvent]):
@@ -15,3 +65,206 @@ class PostEventRepository(RepositoryBase[PostEvent]):
             .where(PostEvent.post_id == post_id)
             .order_by(PostEvent.occurred_at, PostEvent.recorded_at, PostEvent.event_id)
         )
+
+
+class PostFactRepository(RepositoryBase[PostFact]):
+    model = PostFact
+
+    async def upsert(self, values: dict[str, Any]) -> None:
+        stmt = _insert(self.session, PostFact).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[PostFact.post_id],
+            set_={k: stmt.excluded[k] for k in values if k != "post_id"},
+        )
+        await self.session.execute(stmt)
+
+    async def replace_labels(self, post_id: str, labels: Sequence[str]) -> None:
+        await self.session.execute(delete(PostLabel).where(PostLabel.post_id == post_id))
+        if labels:
+            await self.session.execute(
+                _insert(self.session, PostLabel).values([{"post_id": post_id, "label": lb} for lb in labels])
+            )
+
+    async def add_departments(self, post_id: str, departments: Sequence[str]) -> None:
+        if departments:
+            stmt = _insert(self.session, PostDepartment).values(
+                [{"post_id": post_id, "department": d} for d in departments]
+            )
+            await self.session.execute(stmt.on_conflict_do_nothing())
+
+    async def departments_of(self, post_id: str) -> set[str]:
+        rows = await self.session.scalars(
+            select(PostDepartment.department).where(PostDepartment.post_id == post_id)
+        )
+        return set(rows)
+
+    async def timeliness_rows(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        group_by: str,
+        departments: Collection[str] | None,
+        limit: int,
+    ) -> Sequence[Any]:
+        """(group key, *TIMELINESS_COLUMNS) of every post received in [start, end), at most ``limit``."""
+        group = GROUP_COLUMNS[group_by]
+        stmt = select(group, *TIMELINESS_COLUMNS).where(
+            PostFact.received_at >= start, PostFact.received_at < end
+        )
+        if group_by == "label":
+            stmt = stmt.join(PostLabel, PostLabel.post_id == PostFact.post_id)
+        if departments is not None:
+            stmt = stmt.where(PostFact.department.in_(sorted(departments)))
+        result = await self.session.execute(stmt.limit(limit))
+        return result.all()
+
+    async def backlog(self, *, departments: Collection[str] | None, now: datetime) -> Sequence[Any]:
+        """Per (department, queue): waiting, oldest waiting since, open, responders holding work, at risk."""
+        open_ = PostFact.status.in_(("waiting", "offered", "assigned", "awaiting_public"))
+        stmt = (
+            select(
+                PostFact.department,
+                PostFact.queue,
+                func.sum(case((PostFact.status == "waiting", 1), else_=0)),
+                func.min(case((PostFact.status == "waiting", PostFact.waiting_since), else_=None)),
+                func.count(),
+                func.count(func.distinct(PostFact.responder_id)),
+                func.sum(case((PostFact.at_risk, 1), else_=0)),
+                func.sum(
+                    case(
+                        (
+                            or_(
+                                and_(
+                                    PostFact.first_response_at.is_(None),
+                                    PostFact.first_response_due_at < now,
+                                ),
+                                PostFact.resolve_due_at < now,
+                            ),
+                            1,
+                        ),
+                        else_=0,
+                    )
+                ),
+            )
+            .where(open_)
+            .group_by(PostFact.department, PostFact.queue)
+            .order_by(PostFact.department, PostFact.queue)
+        )
+        if departments is not None:
+            stmt = stmt.where(PostFact.department.in_(sorted(departments)))
+        rows: Sequence[Any] = (await self.session.execute(stmt)).all()
+        return rows
+
+
+class VolumeRepository(RepositoryBase[VolumeBucket]):
+    model = VolumeBucket
+
+    async def increment(self, *, kind: str, key: str, bucket_start: datetime) -> int:
+        """Add one post to the bucket and return its new count."""
+        stmt = _insert(self.session, VolumeBucket).values(
+            kind=kind, key=key, bucket_start=bucket_start, count=1
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[VolumeBucket.kind, VolumeBucket.key, VolumeBucket.bucket_start],
+            set_={"count": VolumeBucket.count + 1},
+        ).returning(VolumeBucket.count)
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def counts(
+        self, *, kind: str, key: str | None, keys: Collection[str] | None, start: datetime, end: datetime
+    ) -> Sequence[Any]:
+        stmt = (
+            select(VolumeBucket.key, VolumeBucket.bucket_start, VolumeBucket.count)
+            .where(
+                VolumeBucket.kind == kind,
+                VolumeBucket.bucket_start >= start,
+                VolumeBucket.bucket_start < end,
+            )
+            .order_by(VolumeBucket.key, VolumeBucket.bucket_start)
+        )
+        if key is not None:
+            stmt = stmt.where(VolumeBucket.key == key)
+        if keys is not None:
+            stmt = stmt.where(VolumeBucket.key.in_(sorted(keys)))
+        return (await self.session.execute(stmt)).all()
+
+    async def spike_exists(self, *, kind: str, key: str, bucket_start: datetime) -> bool:
+        found = await self.session.scalar(
+            select(VolumeSpike.id).where(
+                VolumeSpike.kind == kind, VolumeSpike.key == key, VolumeSpike.bucket_start == bucket_start
+            )
+        )
+        return found is not None
+
+    async def add_spike(self, spike: VolumeSpike) -> None:
+        self.session.add(spike)
+        await self.session.flush()
+
+    async def spikes(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        kind: str | None,
+        departments: Collection[str] | None,
+        limit: int,
+    ) -> Sequence[VolumeSpike]:
+        stmt = (
+            select(VolumeSpike)
+            .where(VolumeSpike.bucket_start >= start, VolumeSpike.bucket_start < end)
+            .order_by(VolumeSpike.bucket_start.desc(), VolumeSpike.id)
+            .limit(limit)
+        )
+        if kind is not None:
+            stmt = stmt.where(VolumeSpike.kind == kind)
+        if departments is not None:
+            # A supervisor sees their departments' spikes and every hashtag's (hashtags are public topics).
+            stmt = stmt.where(or_(VolumeSpike.kind == "hashtag", VolumeSpike.key.in_(sorted(departments))))
+        return (await self.session.scalars(stmt)).all()
+
+
+class DeadLetterRepository(RepositoryBase[DeadLetter]):
+    model = DeadLetter
+
+    async def add_if_new(self, values: dict[str, Any]) -> bool:
+        stmt = _insert(self.session, DeadLetter).values(**values).on_conflict_do_nothing()
+        result = await self.session.execute(stmt)
+        return bool(getattr(result, "rowcount", 0))
+
+    async def page(
+        self, *, after_id: int | None, limit: int, consumer_group: str | None
+    ) -> Sequence[DeadLetter]:
+        stmt = select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit)
+        if after_id is not None:
+            stmt = stmt.where(DeadLetter.id < after_id)
+        if consumer_group is not None:
+            stmt = stmt.where(DeadLetter.consumer_group == consumer_group)
+        return (await self.session.scalars(stmt)).all()
+
+    async def counts_by_group(self) -> Sequence[Any]:
+        stmt = (
+            select(DeadLetter.consumer_group, DeadLetter.original_topic, func.count())
+            .group_by(DeadLetter.consumer_group, DeadLetter.original_topic)
+            .order_by(DeadLetter.consumer_group, DeadLetter.original_topic)
+        )
+        return (await self.session.execute(stmt)).all()
+
+    async def record_replay(self, *, dead_letter: DeadLetter, actor: str, reason: str, now: datetime) -> None:
+        self.session.add(
+            DeadLetterReplay(dead_letter_id=dead_letter.id, actor=actor, reason=reason, replayed_at=now)
+        )
+        await self.session.execute(
+            update(DeadLetter)
+            .where(DeadLetter.id == dead_letter.id)
+            .values(replay_count=DeadLetter.replay_count + 1)
+        )
+        await self.session.flush()
+
+    async def replays(self, dead_letter_id: int) -> Sequence[DeadLetterReplay]:
+        stmt = (
+            select(DeadLetterReplay)
+            .where(DeadLetterReplay.dead_letter_id == dead_letter_id)
+            .order_by(DeadLetterReplay.id)
+        )
+        return (await self.session.scalars(stmt)).all()

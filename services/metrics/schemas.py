@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,11 +12,145 @@ class TimelineEntry(BaseModel):
     event_id: str
     type: str = Field(description="CloudEvents type, e.g. switchboard.post.received.v1.")
     source: str
-    occurred_at: datetime = Field(description="When the producing service recorded the fact.")
+    occurred_at: datetime = Field(
+        description="When the fact happened (the payload's occurred_at, else the envelope time)."
+    )
     recorded_at: datetime = Field(description="When metrics stored it.")
     attributes: dict[str, Any] = Field(description="The event's data without free text.")
 
 
+class PostFactsRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    platform: str | None
+    priority: int | None
+    department: str | None
+    queue: str | None
+    responder_id: str | None
+    status: str | None
+    received_at: datetime | None
+    screened_at: datetime | None
+    assigned_at: datetime | None
+    accepted_at: datetime | None
+    first_response_at: datetime | None
+    resolved_at: datetime | None
+    assign_seconds: float | None
+    first_response_seconds: float | None
+    resolve_seconds: float | None
+    assign_business_seconds: float | None
+    first_response_business_seconds: float | None
+    resolve_business_seconds: float | None
+    first_response_due_at: datetime | None
+    resolve_due_at: datetime | None
+    warned_first_response: bool
+    warned_resolve: bool
+    breached_first_response: bool
+    breached_resolve: bool
+    sla_met: bool | None
+    at_risk: bool
+    transfers: int
+    escalations: int
+    declines: int
+    releases: int
+    approvals_requested: int
+    approvals_rejected: int
+    replies: int
+
+
 class Timeline(BaseModel):
     post_id: str
+    facts: PostFactsRead | None
     events: list[TimelineEntry]
+
+
+GroupBy = Literal["department", "platform", "priority", "responder", "label"]
+
+
+class DurationStats(BaseModel):
+    count: int = Field(description="Posts of the group with this duration known.")
+    p50: float | None = Field(description="Seconds; exact nearest-rank percentile.")
+    p90: float | None
+    p99: float | None
+
+
+class TimelinessRow(BaseModel):
+    group: str | None = Field(description="Value of the group_by dimension (null: not yet known).")
+    bucket_start: datetime
+    posts: int = Field(description="Posts received in the bucket.")
+    answered: int = Field(description="Posts with a first response published.")
+    time_to_assign: DurationStats
+    time_to_first_response: DurationStats
+    time_to_resolve: DurationStats
+    business_time_to_assign: DurationStats
+    business_time_to_first_response: DurationStats
+    business_time_to_resolve: DurationStats
+    sla_attainment_pct: float | None = Field(
+        description="First-response target met, % of the posts whose outcome is known (null: none yet)."
+    )
+    sla_met: int
+    sla_determined: int
+    breaches: int = Field(description="Posts with a first-response or resolve breach.")
+
+
+class TimelinessReport(BaseModel):
+    start: datetime = Field(serialization_alias="from")
+    end: datetime = Field(serialization_alias="to")
+    group_by: GroupBy
+    interval: Literal["hour", "day", "week"]
+    percentile_method: str = "exact nearest-rank over every post in the group and bucket"
+    rows: list[TimelinessRow]
+
+
+class BacklogQueue(BaseModel):
+    department: str | None
+    queue: str | None
+    waiting: int
+    oldest_waiting_age_seconds: float | None
+    open_assignments: int
+    responders_with_open_work: int = Field(
+        description="Distinct responders holding open work in this queue (presence lives in routing)."
+    )
+    at_risk: int = Field(description="Open items past an SLA warning point (breached ones included).")
+    overdue: int = Field(description="Open items past a due time.")
+
+
+class Backlog(BaseModel):
+    as_of: datetime
+    queues: list[BacklogQueue]
+
+
+class VolumePoint(BaseModel):
+    bucket_start: datetime
+    count: int
+
+
+class VolumeSeries(BaseModel):
+    key: str
+    points: list[VolumePoint]
+
+
+class Volume(BaseModel):
+    kind: Literal["department", "hashtag"]
+    interval: Literal["hour", "day", "week"]
+    series: list[VolumeSeries]
+
+
+class SpikeRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    kind: str
+    key: str
+    bucket_start: datetime
+    count: int
+    baseline_mean: float
+    baseline_stddev: float
+    threshold: float
+    detected_at: datetime
+    emitted: bool = Field(
+        description="False for spikes of past hours found while catching up (not announced)."
+    )
+
+
+class Spikes(BaseModel):
+    spikes: list[SpikeRead]

@@ -1,43 +1,270 @@
-"""Recording events as facts about posts."""
+"""Metrics domain logic: record events as facts, fold them per post, count volume, detect spikes, summarise.
+
+Functions take the session and ``now`` as keyword arguments and only flush: the event-handler wrapper or the
+request dependency owns the transaction. Free text never enters this service's tables.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.metrics.models import PostEvent
-from services.metrics.repository import PostEventRepository
-from shared.contracts.envelope import Envelope
+from services.metrics.facts import T_CREATED, T_RECEIVED, EventRecord, fold, parse_time
+from services.metrics.models import PostEvent, VolumeSpike
+from services.metrics.repository import PostEventRepository, PostFactRepository, VolumeRepository
+from services.metrics.stats import Interval, SpikeRule, bucket_start, detect_spike, percentile
+from shared.contracts.envelope import Envelope, new_event
+from shared.contracts.events import VolumeSpikeV1
 
 # Free text stays out of metrics: it is personal information and no number needs it.
-TEXT_FIELDS = frozenset({"text", "redacted_text", "findings"})
+TEXT_FIELDS = frozenset({"text", "redacted_text", "findings", "reason"})
+# Hashtags are public topic markers, kept (lower-cased, bounded) so that a campaign's volume can be watched.
+HASHTAG = re.compile(r"(?<![\w#])#(\w{2,60})")
+MAX_HASHTAGS = 20
+SOURCE = "switchboard/metrics"
+
+
+def hashtags_in(text: str) -> list[str]:
+    seen: dict[str, None] = {}
+    for match in HASHTAG.finditer(text[:40_000]):
+        seen.setdefault(match.group(1).lower(), None)
+        if len(seen) >= MAX_HASHTAGS:
+            break
+    return list(seen)
 
 
 def attributes_of(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in data.items() if k not in TEXT_FIELDS}
+    attributes = {k: v for k, v in data.items() if k not in TEXT_FIELDS}
+    if isinstance(data.get("text"), str):
+        attributes["hashtags"] = hashtags_in(data["text"])
+    return attributes
+
+
+@dataclass
+class Recorded:
+    stored: bool
+    spikes: list[Envelope[VolumeSpikeV1]] = field(default_factory=list)
 
 
 async def record_event(
-    *, session: AsyncSession, envelope: Envelope[Any], topic: str, partition: int, offset: int, now: datetime
-) -> bool:
-    """Store the event once; returns False when it was already stored."""
+    *,
+    session: AsyncSession,
+    envelope: Envelope[Any],
+    topic: str,
+    partition: int,
+    offset: int,
+    now: datetime,
+    spike_rule: SpikeRule | None = None,
+    spike_emit_window: timedelta = timedelta(hours=2),
+) -> Recorded:
+    """Store the event once, refold its post's facts, count inbound volume and detect spikes.
+
+    A replayed event (already stored) changes nothing and returns ``stored=False``.
+    """
     repo = PostEventRepository(session)
     if await repo.get(envelope.id) is not None:
-        return False
+        return Recorded(stored=False)
+    attributes = attributes_of(envelope.data.model_dump(mode="json"))
     await repo.add(
         PostEvent(
             event_id=envelope.id,
             post_id=envelope.subject,
             type=envelope.type,
             source=envelope.source,
-            occurred_at=envelope.time,
+            occurred_at=_occurred_at(envelope.time, attributes),
             recorded_at=now,
             topic=topic,
             partition=partition,
             offset=offset,
-            attributes=attributes_of(envelope.data.model_dump(mode="json")),
+            attributes=attributes,
         )
     )
-    return True
+    await refresh_facts(session=session, post_id=envelope.subject)
+    spikes: list[Envelope[VolumeSpikeV1]] = []
+    for kind, key, at in volume_keys(envelope.type, attributes, envelope.time):
+        spike = await count_volume(
+            session=session,
+            kind=kind,
+            key=key,
+            at=at,
+            now=now,
+            rule=spike_rule or SpikeRule(),
+            emit_window=spike_emit_window,
+        )
+        if spike is not None:
+            spikes.append(spike)
+    return Recorded(stored=True, spikes=spikes)
+
+
+def _occurred_at(envelope_time: datetime, attributes: dict[str, Any]) -> datetime:
+    value = attributes.get("occurred_at")
+    return parse_time(value) if value else envelope_time
+
+
+async def refresh_facts(*, session: AsyncSession, post_id: str) -> None:
+    events = await PostEventRepository(session).timeline(post_id)
+    facts = fold(
+        post_id,
+        (EventRecord(e.event_id, e.type, e.occurred_at, e.attributes) for e in events),
+    )
+    repo = PostFactRepository(session)
+    await repo.upsert(facts.columns())
+    await repo.replace_labels(post_id, facts.labels)
+    await repo.add_departments(post_id, facts.departments)
+
+
+def volume_keys(
+    event_type: str, attributes: dict[str, Any], time: datetime
+) -> list[tuple[str, str, datetime]]:
+    """Which volume counters one event adds to: hashtags when a post arrives, its department once routed."""
+    if event_type == T_RECEIVED:
+        at = parse_time(attributes.get("received_at") or time)
+        return [("hashtag", tag, at) for tag in attributes.get("hashtags") or ()]
+    if event_type == T_CREATED and attributes.get("department"):
+        at = parse_time(attributes.get("post_received_at") or attributes.get("occurred_at") or time)
+        return [("department", str(attributes["department"]), at)]
+    return []
+
+
+async def count_volume(
+    *,
+    session: AsyncSession,
+    kind: str,
+    key: str,
+    at: datetime,
+    now: datetime,
+    rule: SpikeRule,
+    emit_window: timedelta,
+) -> Envelope[VolumeSpikeV1] | None:
+    """Add one post to its hour; when that first makes the hour a spike, record it and return the event.
+
+    Spikes of hours older than ``emit_window`` are recorded but not announced: rebuilding metrics from the
+    beginning of the topics must not page supervisors about last month.
+    """
+    repo = VolumeRepository(session)
+    hour = bucket_start(at, Interval.HOUR)
+    count = await repo.increment(kind=kind, key=key, bucket_start=hour)
+    if count < rule.min_count:
+        return None  # cheap exit: most hours never reach the floor
+    baseline_rows = await repo.counts(
+        kind=kind, key=key, keys=None, start=hour - timedelta(hours=rule.baseline_hours), end=hour
+    )
+    decision = detect_spike(
+        count=count, baseline=[int(count) for _key, _hour, count in baseline_rows], rule=rule
+    )
+    if not decision.is_spike or await repo.spike_exists(kind=kind, key=key, bucket_start=hour):
+        return None
+    emit = hour >= now - emit_window
+    spike = VolumeSpike(
+        id=str(uuid.uuid4()),
+        kind=kind,
+        key=key,
+        bucket_start=hour,
+        count=count,
+        baseline_mean=decision.mean,
+        baseline_stddev=decision.stddev,
+        threshold=decision.threshold,
+        detected_at=now,
+        emitted=emit,
+    )
+    await repo.add_spike(spike)
+    if not emit:
+        return None
+    return new_event(
+        VolumeSpikeV1(
+            spike_id=spike.id,
+            kind=kind,
+            key=key,
+            bucket_start=hour,
+            count=count,
+            baseline_mean=decision.mean,
+            baseline_stddev=decision.stddev,
+            threshold=decision.threshold,
+            detected_at=now,
+        ),
+        source=SOURCE,
+        time=now,
+    )
+
+
+# --- timeliness ---------------------------------------------------------------------------------------------
+
+DURATIONS = (
+    "time_to_assign",
+    "time_to_first_response",
+    "time_to_resolve",
+    "business_time_to_assign",
+    "business_time_to_first_response",
+    "business_time_to_resolve",
+)
+PERCENTILES = (50.0, 90.0, 99.0)
+
+
+@dataclass
+class GroupSummary:
+    group: str | None
+    bucket_start: datetime
+    posts: int = 0
+    answered: int = 0
+    sla_met: int = 0
+    sla_determined: int = 0
+    breaches: int = 0
+    durations: dict[str, list[float]] = field(default_factory=lambda: {d: [] for d in DURATIONS})
+
+    @property
+    def sla_attainment_pct(self) -> float | None:
+        if self.sla_determined == 0:
+            return None
+        return round(100.0 * self.sla_met / self.sla_determined, 2)
+
+    def percentiles(self) -> dict[str, dict[str, float | int | None]]:
+        out: dict[str, dict[str, float | int | None]] = {}
+        for name, values in self.durations.items():
+            values.sort()
+            out[name] = {"count": len(values)} | {f"p{int(p)}": percentile(values, p) for p in PERCENTILES}
+        return out
+
+
+def summarise_timeliness(*, rows: Iterable[Sequence[Any]], interval: Interval) -> list[GroupSummary]:
+    """Group fact rows ``(group, received_at, first_response_at, 6 durations, sla_met, breached x2)``."""
+    groups: dict[tuple[str | None, datetime], GroupSummary] = {}
+    for row in rows:
+        group = None if row[0] is None else str(row[0])
+        start = bucket_start(row[1], interval)
+        g = groups.get((group, start))
+        if g is None:
+            g = groups[(group, start)] = GroupSummary(group=group, bucket_start=start)
+        g.posts += 1
+        g.answered += row[2] is not None
+        for name, value in zip(DURATIONS, row[3:9], strict=True):
+            if value is not None:
+                g.durations[name].append(float(value))
+        if row[9] is not None:
+            g.sla_determined += 1
+            g.sla_met += bool(row[9])
+        g.breaches += bool(row[10]) or bool(row[11])
+    return sorted(groups.values(), key=lambda g: (g.bucket_start, g.group or ""))
+
+
+def group_by_department_filter(departments: set[str] | None, requested: str | None) -> set[str] | None:
+    """The departments a query may read: a supervisor's own (narrowed by ``requested``), or all (None)."""
+    if requested is None:
+        return departments
+    if departments is None:
+        return {requested}
+    return {requested} & departments
+
+
+def volume_series(rows: Iterable[Sequence[Any]], interval: Interval) -> dict[str, dict[datetime, int]]:
+    """Roll hourly counts ``(key, hour, count)`` up to the requested interval."""
+    out: dict[str, dict[datetime, int]] = defaultdict(lambda: defaultdict(int))
+    for key, hour, count in rows:
+        out[str(key)][bucket_start(hour, interval)] += int(count)
+    return out
