@@ -130,20 +130,24 @@ def fold(post_id: str, events: Iterable[EventRecord]) -> PostFacts:
     hashtags: set[str] = set()
     departments: set[str] = set()
     post_received_at: datetime | None = None
+    # Priority and platform as the post arrived (ingest, policy) win over routing's copy of them, whatever
+    # the order the events sort in when they share a timestamp.
+    arrival_priority: int | None = None
+    arrival_platform: str | None = None
 
     for e in ordered:
         a = e.attributes
         at = e.occurred_at
         if e.type == T_RECEIVED:
             f.received_at = f.received_at or parse_time(a.get("received_at") or e.time)
-            f.platform = f.platform or a.get("platform")
+            arrival_platform = arrival_platform or a.get("platform")
             hashtags.update(a.get("hashtags") or ())
             continue
         if e.type == T_SCREENED:
             f.screened_at = f.screened_at or parse_time(a.get("screened_at") or e.time)
-            f.platform = f.platform or a.get("platform")
-            if f.priority is None and a.get("priority") is not None:
-                f.priority = int(a["priority"])
+            arrival_platform = arrival_platform or a.get("platform")
+            if arrival_priority is None and a.get("priority") is not None:
+                arrival_priority = int(a["priority"])
             labels.update(a.get("labels") or ())
             continue
         if "department" not in a:
@@ -215,6 +219,8 @@ def fold(post_id: str, events: Iterable[EventRecord]) -> PostFacts:
 
     # The received event may be missing (or not yet arrived): the lifecycle events carry its time.
     f.received_at = f.received_at or post_received_at
+    f.priority = arrival_priority if arrival_priority is not None else f.priority
+    f.platform = arrival_platform or f.platform
     f.assign_seconds = _seconds(f.received_at, f.accepted_at)
     f.first_response_seconds = _seconds(f.received_at, f.first_response_at)
     f.resolve_seconds = _seconds(f.received_at, f.resolved_at)
