@@ -40,6 +40,10 @@ class KafkaSettings(BaseSettings):
         3, ge=1, le=20, description="Attempts of a failing handler before dead-lettering."
     )
     handler_retry_backoff_ms: int = Field(100, ge=0, le=60_000)
+    replay_from_beginning: bool = Field(
+        False,
+        description="Ops switch: consumers re-read topics from the earliest offset (the inbox absorbs it).",
+    )
     outbox_poll_interval_ms: int = Field(500, ge=10, le=60_000)
     outbox_batch_size: int = Field(500, ge=1, le=10_000)
 

@@ -128,7 +128,11 @@ class Platform:
         self.echo = echo
         self.broker: EmbeddedBroker | None = None
         self.bootstrap_servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
-        self.dev_secret = os.environ.get("AUTH_DEV_SECRET") or self._dev_secret()
+        self.dev_secret = (
+            (extra_env or {}).get("AUTH_DEV_SECRET")
+            or os.environ.get("AUTH_DEV_SECRET")
+            or self._dev_secret()
+        )
         ports = ports or SERVICES
         base_env = {**os.environ, **(extra_env or {}), "AUTH_DEV_SECRET": self.dev_secret}
         base_env.setdefault("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
@@ -164,10 +168,13 @@ class Platform:
             svc.wait_ready()
         return self
 
-    def restart(self, name: str) -> None:
+    def restart(self, name: str, *, env: Mapping[str, str] | None = None, wait: bool = True) -> None:
+        """Start ``name`` again (after ``kill`` or ``stop``), optionally with changed environment."""
         svc = self.services[name]
+        svc.env.update(env or {})
         svc.start(echo=self.echo)
-        svc.wait_ready()
+        if wait:
+            svc.wait_ready()
 
     def stop(self) -> None:
         for svc in self.services.values():

@@ -52,18 +52,26 @@ class RequestContextMiddleware:
             return
 
         received = 0
+        answered_413 = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, answered_413, status
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    # Answer now: the framework would turn an error raised while reading into a 400.
+                    if not response_started and not answered_413:
+                        answered_413 = True
+                        status = 413
+                        await self._send_413(scope, receive, send, cid)
                     raise _BodyTooLarge
             return message
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status, response_started
+            if answered_413:
+                return  # the app's own answer to the aborted read is dropped
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
@@ -75,7 +83,7 @@ class RequestContextMiddleware:
             try:
                 await self.app(scope, limited_receive, send_wrapper)
             except _BodyTooLarge:
-                if not response_started:
+                if not response_started and not answered_413:
                     status = 413
                     await self._send_413(scope, receive, send, cid)
             finally:

@@ -81,6 +81,7 @@ class ServiceRuntime:
                 outbox=self.outbox,
                 settings=s.kafka,
                 client_id=f"{self.name}.{spec.group_id}",
+                replay_from_beginning=s.kafka.replay_from_beginning,
             )
             for spec in self.consumer_specs
         ]

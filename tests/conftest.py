@@ -59,7 +59,7 @@ def kafka_settings(broker: str) -> KafkaSettings:
 
 
 @dataclass(frozen=True)
-class TestDatabase:
+class DatabaseTarget:
     url: str
     schema: str | None
 
@@ -69,17 +69,17 @@ class TestDatabase:
 
 
 @pytest.fixture
-async def db_factory(tmp_path: Path) -> AsyncIterator[Callable[[str], TestDatabase]]:
+async def db_factory(tmp_path: Path) -> AsyncIterator[Callable[[str], DatabaseTarget]]:
     """Makes one isolated database per service name, cleaned up after the test."""
     pg_url = os.environ.get("TEST_DATABASE_URL")
     schemas: list[str] = []
 
-    def make(name: str) -> TestDatabase:
+    def make(name: str) -> DatabaseTarget:
         if pg_url:
             schema = f"t_{name}_{uuid.uuid4().hex[:10]}"
             schemas.append(schema)
-            return TestDatabase(pg_url, schema)
-        return TestDatabase(f"sqlite+aiosqlite:///{tmp_path / name}.db", None)
+            return DatabaseTarget(pg_url, schema)
+        return DatabaseTarget(f"sqlite+aiosqlite:///{tmp_path / name}.db", None)
 
     yield make
     if pg_url and schemas:
@@ -92,7 +92,7 @@ async def db_factory(tmp_path: Path) -> AsyncIterator[Callable[[str], TestDataba
 
 @pytest.fixture
 def make_settings(
-    db_factory: Callable[[str], TestDatabase], kafka_settings: KafkaSettings
+    db_factory: Callable[[str], DatabaseTarget], kafka_settings: KafkaSettings
 ) -> Callable[..., Any]:
     def make(cls: type[S], *, name: str | None = None, **overrides: Any) -> S:
         db = db_factory(name or cls.__name__.removesuffix("Settings").lower())

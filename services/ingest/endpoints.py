@@ -8,11 +8,17 @@ from fastapi import APIRouter, Depends, Request, status
 from services.ingest import service
 from services.ingest.repository import PostRepository
 from services.ingest.schemas import PostAccepted, PostCreate, PostRead
-from shared.auth import Principal, Role, require_roles
+from shared.auth import Principal, Role, authenticated, require_roles
 from shared.deps import SessionDep
 from shared.errors import NotFound, problem_responses
 
-router = APIRouter(prefix="/v1", tags=["posts"], responses=problem_responses(401, 403, 413, 422))
+# Every /v1 route needs a valid bearer token, checked before anything else runs.
+router = APIRouter(
+    prefix="/v1",
+    tags=["posts"],
+    responses=problem_responses(401, 403, 413, 422),
+    dependencies=[Depends(authenticated)],
+)
 
 AgencySystem = Annotated[Principal, Depends(require_roles(Role.AGENCY_SYSTEM))]
 Reader = Annotated[Principal, Depends(require_roles(Role.AGENCY_SYSTEM, Role.SUPERVISOR, Role.OPS))]

@@ -39,11 +39,17 @@ from services.metrics.schemas import (
     VolumeSeries,
 )
 from services.metrics.stats import Interval
-from shared.auth import Principal, Role, require_roles
+from shared.auth import Principal, Role, authenticated, require_roles
 from shared.deps import SessionDep
 from shared.errors import FieldProblem, NotFound, ServiceError, Unavailable, problem_responses
 
-router = APIRouter(prefix="/v1", tags=["timeliness"], responses=problem_responses(401, 403))
+# Every /v1 route needs a valid bearer token, checked before anything else runs.
+router = APIRouter(
+    prefix="/v1",
+    tags=["timeliness"],
+    responses=problem_responses(401, 403),
+    dependencies=[Depends(authenticated)],
+)
 
 Reader = Annotated[Principal, Depends(require_roles(Role.OPS, Role.SUPERVISOR))]
 T = TypeVar("T")

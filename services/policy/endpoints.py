@@ -6,11 +6,17 @@ from fastapi import APIRouter, Depends
 
 from services.policy.repository import ScreeningRepository
 from services.policy.schemas import ScreeningRead
-from shared.auth import Principal, Role, require_roles
+from shared.auth import Principal, Role, authenticated, require_roles
 from shared.deps import SessionDep
 from shared.errors import NotFound, problem_responses
 
-router = APIRouter(prefix="/v1", tags=["screenings"], responses=problem_responses(401, 403))
+# Every /v1 route needs a valid bearer token, checked before anything else runs.
+router = APIRouter(
+    prefix="/v1",
+    tags=["screenings"],
+    responses=problem_responses(401, 403),
+    dependencies=[Depends(authenticated)],
+)
 
 Reader = Annotated[Principal, Depends(require_roles(Role.SUPERVISOR, Role.RESPONDER, Role.OPS))]
 

@@ -6,11 +6,17 @@ from fastapi import APIRouter, Depends
 
 from services.routing.repository import AssignmentRepository
 from services.routing.schemas import AssignmentRead
-from shared.auth import Principal, Role, require_roles
+from shared.auth import Principal, Role, authenticated, require_roles
 from shared.deps import SessionDep
 from shared.errors import NotFound, problem_responses
 
-router = APIRouter(prefix="/v1", tags=["assignments"], responses=problem_responses(401, 403))
+# Every /v1 route needs a valid bearer token, checked before anything else runs.
+router = APIRouter(
+    prefix="/v1",
+    tags=["assignments"],
+    responses=problem_responses(401, 403),
+    dependencies=[Depends(authenticated)],
+)
 
 Reader = Annotated[Principal, Depends(require_roles(Role.RESPONDER, Role.SUPERVISOR, Role.OPS))]
 

@@ -101,15 +101,20 @@ def is_infrastructure_error(exc: BaseException) -> bool:
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, group: str) -> None:
+    def __init__(self, group: str, consumer: AIOKafkaConsumer, *, replay: bool) -> None:
         self.group = group
+        self.consumer = consumer
+        self.replay = replay
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         # Batches are handled and committed before the next poll, so nothing is in flight here.
         log.info("partitions_revoked", group=self.group, partitions=len(revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        log.info("partitions_assigned", group=self.group, partitions=len(assigned))
+        log.info("partitions_assigned", group=self.group, partitions=len(assigned), replay=self.replay)
+        if self.replay and assigned:
+            # Replay mode: read everything again; the inbox makes it change nothing.
+            await self.consumer.seek_to_beginning(*assigned)
 
 
 @dataclass
@@ -132,8 +137,10 @@ class ConsumerRunner:
         outbox: OutboxWriter,
         settings: KafkaSettings,
         client_id: str,
+        replay_from_beginning: bool = False,
     ) -> None:
         self.group_id = group_id
+        self.replay_from_beginning = replay_from_beginning
         self.router = router
         self.db = db
         self.inbox_model = inbox_model
@@ -164,7 +171,10 @@ class ConsumerRunner:
             heartbeat_interval_ms=s.heartbeat_interval_ms,
             request_timeout_ms=s.request_timeout_ms,
         )
-        self.consumer.subscribe(self.router.topics, listener=_Rebalance(self.group_id))
+        self.consumer.subscribe(
+            self.router.topics,
+            listener=_Rebalance(self.group_id, self.consumer, replay=self.replay_from_beginning),
+        )
         await self.consumer.start()
         self._task = asyncio.create_task(self._run(), name=f"consumer-{self.group_id}")
 
@@ -178,6 +188,8 @@ class ConsumerRunner:
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await self._task
+            except Exception as exc:  # the loop died; nothing was committed for its last batch
+                log.warning("consumer_stopped_with_error", group=self.group_id, error_type=type(exc).__name__)
         if self.consumer is not None:
             with contextlib.suppress(Exception):
                 await self.consumer.stop()

@@ -1,0 +1,179 @@
+"""The four services as separate processes over the real broker: a post's whole path, and crashes.
+
+Posts are uniquely identified; after the faults, every post that got a 202 must be received, screened and
+assigned exactly once, as metrics' timeline shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.broker import free_port
+from shared.devrun import SERVICES, Platform
+from tests.conftest import TEST_SECRET, DatabaseTarget, make_token
+
+pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
+
+PIPELINE = [
+    "switchboard.post.received.v1",
+    "switchboard.post.screened.v1",
+    "switchboard.assignment.created.v1",
+]
+AGENCY = {"Authorization": f"Bearer {make_token('agency_system')}"}
+OPS = {"Authorization": f"Bearer {make_token('ops')}"}
+
+
+@pytest.fixture
+def platform(tmp_path: Path, db_factory: Callable[[str], DatabaseTarget]) -> Iterator[Platform]:
+    dbs = {name: db_factory(name) for name in SERVICES}
+    p = Platform(
+        var_dir=tmp_path,
+        database_urls={n: d.url for n, d in dbs.items()},
+        database_schemas={n: d.schema for n, d in dbs.items() if d.schema},
+        ports={name: free_port() for name in SERVICES},
+        extra_env={
+            "AUTH_DEV_SECRET": TEST_SECRET,
+            "KAFKA_SESSION_TIMEOUT_MS": "2000",
+            "KAFKA_HEARTBEAT_INTERVAL_MS": "400",
+            "KAFKA_TOPIC_PARTITIONS": "3",
+            "LOG_LEVEL": "INFO",
+        },
+        echo=bool(os.environ.get("E2E_ECHO")),
+    )
+    try:
+        p.start()
+        yield p
+    finally:
+        p.stop()
+
+
+def post_body(external_id: str) -> dict[str, Any]:
+    return {
+        "platform": "facebook",
+        "external_id": external_id,
+        "account": "TransportNSW",
+        "text": f"Question {external_id}: is the ferry running?",
+        "author": {"id": f"author-{external_id}", "handle": "someone"},
+        "created_at": "2026-11-26T08:00:00Z",
+    }
+
+
+async def timeline_types(client: httpx.AsyncClient, metrics_url: str, post_id: str) -> list[str]:
+    r = await client.get(f"{metrics_url}/v1/posts/{post_id}/timeline", headers=OPS)
+    if r.status_code == 404:
+        return []
+    r.raise_for_status()
+    return [e["type"] for e in r.json()["events"]]
+
+
+async def wait_all_complete(
+    platform: Platform, post_ids: list[str], within: float = 90.0
+) -> dict[str, list[str]]:
+    metrics_url = platform.services["metrics"].url
+    pending = set(post_ids)
+    seen: dict[str, list[str]] = {}
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        while pending and time.monotonic() < deadline:
+            for post_id in list(pending):
+                types = await timeline_types(client, metrics_url, post_id)
+                seen[post_id] = types
+                if len(types) >= len(PIPELINE):
+                    pending.discard(post_id)
+            if pending:
+                await asyncio.sleep(0.2)
+        # One more look at every post: anything beyond the pipeline is a duplicate effect.
+        for post_id in post_ids:
+            seen[post_id] = await timeline_types(client, metrics_url, post_id)
+    return seen
+
+
+async def test_a_post_goes_from_ingest_to_its_timeline(platform: Platform) -> None:
+    ingest = platform.services["ingest"].url
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        started = time.monotonic()
+        r = await client.post(f"{ingest}/v1/posts", json=post_body("e2e-1"), headers=AGENCY)
+        assert r.status_code == 202, r.text
+        post_id = r.json()["id"]
+        types: list[str] = []
+        while time.monotonic() - started < 30 and types != PIPELINE:
+            types = await timeline_types(client, platform.services["metrics"].url, post_id)
+            await asyncio.sleep(0.02)
+        elapsed = time.monotonic() - started
+    assert types == PIPELINE
+    print(f"\npost -> received, screened, assigned in metrics' timeline after {elapsed * 1000:.0f} ms")
+
+
+async def test_no_post_is_lost_or_assigned_twice_when_services_crash(platform: Platform) -> None:
+    """SIGKILL each service during a stream, and crash routing between its DB commit and offset commit."""
+    ingest_url = platform.services["ingest"].url
+    accepted: dict[str, str] = {}
+    run_id = uuid.uuid4().hex[:8]
+    total = 160
+
+    async def send_all() -> None:
+        async with httpx.AsyncClient(timeout=3.0) as client:
+            for i in range(total):
+                external_id = f"{run_id}-{i}"
+                while True:  # an agency system retries until it gets a durable 202
+                    try:
+                        r = await client.post(
+                            f"{ingest_url}/v1/posts", json=post_body(external_id), headers=AGENCY
+                        )
+                        if r.status_code == 202:
+                            accepted[external_id] = r.json()["id"]
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    await asyncio.sleep(0.1)
+                await asyncio.sleep(0.02)
+
+    async def chaos() -> dict[str, float]:
+        recovery: dict[str, float] = {}
+        loop = asyncio.get_running_loop()
+        # Routing dies exactly between its database commit and its offset commit on its next batch.
+        platform.services["routing"].stop()
+        await loop.run_in_executor(
+            None,
+            lambda: platform.restart("routing", env={"SWITCHBOARD_FAILPOINTS": "consumer.after_db_commit"}),
+        )
+        routing = platform.services["routing"].process
+        assert routing is not None
+        returncode = await loop.run_in_executor(None, lambda: routing.wait(60))
+        assert returncode == 137, "the fail-point should have ended routing"
+        t0 = time.monotonic()
+        await loop.run_in_executor(
+            None, lambda: platform.restart("routing", env={"SWITCHBOARD_FAILPOINTS": ""})
+        )
+        recovery["routing (fail-point)"] = time.monotonic() - t0
+        for name in ("policy", "metrics", "ingest"):
+            await asyncio.sleep(0.8)
+            t0 = time.monotonic()
+            platform.services[name].kill()
+            await loop.run_in_executor(None, lambda n=name: platform.restart(n))  # type: ignore[misc]
+            recovery[name] = time.monotonic() - t0
+        return recovery
+
+    sender = asyncio.create_task(send_all())
+    await asyncio.sleep(0.5)
+    recovery = await chaos()
+    await sender
+    assert len(accepted) == total
+
+    seen = await wait_all_complete(platform, list(accepted.values()))
+    lost = [p for p, types in seen.items() if len(types) < len(PIPELINE)]
+    duplicated = [p for p, types in seen.items() if len(types) > len(PIPELINE)]
+    print(f"\nposts accepted: {len(accepted)}, lost: {len(lost)}, duplicate effects: {len(duplicated)}")
+    print("restart to ready (s): " + ", ".join(f"{k} {v:.1f}" for k, v in recovery.items()))
+    assert lost == []
+    assert duplicated == []
+    assert all(types == PIPELINE for types in seen.values())
