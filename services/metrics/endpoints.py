@@ -9,14 +9,16 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import exc as sa_exc
 
 from services.metrics import service
 from services.metrics.config import MetricsSettings
 from services.metrics.models import PostFact
+from services.metrics.ops import probe_all
 from services.metrics.repository import (
+    DeadLetterRepository,
     PostEventRepository,
     PostFactRepository,
     VolumeRepository,
@@ -25,9 +27,19 @@ from services.metrics.repository import (
 from services.metrics.schemas import (
     Backlog,
     BacklogQueue,
+    DeadLetterCount,
+    DeadLetterPage,
+    DeadLetterRead,
+    DeadLetterSummary,
     DurationStats,
     GroupBy,
+    GroupLag,
+    OpsStatus,
+    PartitionLag,
     PostFactsRead,
+    ReplayAccepted,
+    ReplayRequest,
+    ServiceStatus,
     SpikeRead,
     Spikes,
     Timeline,
@@ -372,3 +384,108 @@ async def get_spikes(
         start=start, end=end, kind=kind, departments=visible_departments(principal), limit=limit
     )
     return Spikes(spikes=[SpikeRead.model_validate(s) for s in spikes])
+
+
+# --- ops ----------------------------------------------------------------------------------------------------
+
+ops_router = APIRouter(
+    prefix="/v1/ops",
+    tags=["ops"],
+    responses=problem_responses(401, 403),
+    dependencies=[Depends(authenticated)],
+)
+Ops = Annotated[Principal, Depends(require_roles(Role.OPS))]
+
+
+@ops_router.get(
+    "/status",
+    response_model=OpsStatus,
+    summary="Readiness of every service, consumer lag and dead letters in one document",
+)
+async def get_ops_status(session: SessionDep, settings: SettingsDep, _principal: Ops) -> OpsStatus:
+    probes = await probe_all(settings.service_urls, probe_timeout=settings.ops_probe_timeout_s)
+    lag: dict[str, list[PartitionLag]] = {}
+    for probe in probes:
+        for group, topics in probe.consumer_lag.items():
+            for topic, partitions in topics.items():
+                for partition, value in partitions.items():
+                    lag.setdefault(group, []).append(
+                        PartitionLag(service=probe.name, topic=topic, partition=partition, lag=value)
+                    )
+    try:
+        await set_statement_timeout(session, settings.query_timeout_ms)
+        counts = [
+            DeadLetterCount(consumer_group=g, original_topic=t, count=int(n))
+            for g, t, n in await bounded(DeadLetterRepository(session).counts_by_group(), settings)
+        ]
+    except Unavailable:
+        counts = []
+    return OpsStatus(
+        status="ok" if all(p.status == "up" for p in probes) else "degraded",
+        checked_at=datetime.now(UTC),
+        services=[
+            ServiceStatus(
+                name=p.name,
+                url=p.url,
+                status=p.status,
+                checks=p.checks,
+                error=p.error,
+                dead_letters_since_start=p.dead_letters_since_start,
+            )
+            for p in probes
+        ],
+        consumer_lag=[
+            GroupLag(group=g, total=sum(p.lag for p in parts), partitions=parts)
+            for g, parts in sorted(lag.items())
+        ],
+        dead_letters=DeadLetterSummary(total=sum(c.count for c in counts), by_group=counts),
+    )
+
+
+@ops_router.get(
+    "/dead-letters", response_model=DeadLetterPage, summary="Dead-lettered messages, newest first"
+)
+async def list_dead_letters(
+    session: SessionDep,
+    _principal: Ops,
+    before_id: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    consumer_group: Annotated[str | None, Query(max_length=200)] = None,
+) -> DeadLetterPage:
+    items = await DeadLetterRepository(session).page(
+        after_id=before_id, limit=limit, consumer_group=consumer_group
+    )
+    return DeadLetterPage(
+        items=[DeadLetterRead.model_validate(i) for i in items],
+        next_before_id=items[-1].id if len(items) == limit else None,
+    )
+
+
+@ops_router.post(
+    "/dead-letters/{dead_letter_id}/replay",
+    response_model=ReplayAccepted,
+    status_code=202,
+    summary="Re-publish one dead letter to its original topic (audited)",
+    responses=problem_responses(404, 409, 422),
+)
+async def replay_dead_letter(
+    dead_letter_id: Annotated[int, Path(ge=1, le=2**62)],
+    body: ReplayRequest,
+    request: Request,
+    session: SessionDep,
+    principal: Ops,
+) -> ReplayAccepted:
+    result = await service.replay_dead_letter(
+        session=session,
+        outbox=request.app.state.runtime.outbox,
+        dead_letter_id=dead_letter_id,
+        actor=principal.subject,
+        reason=body.reason,
+        now=datetime.now(UTC),
+    )
+    return ReplayAccepted(
+        dead_letter_id=result.dead_letter_id,
+        replay_id=result.replay_id,
+        topic=result.topic,
+        replay_count=result.replay_count,
+    )

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -7,6 +9,7 @@ from fastapi import FastAPI
 from services.metrics import endpoints, handlers
 from services.metrics.config import MetricsSettings
 from services.metrics.models import Inbox, Outbox
+from services.metrics.ops import DeadLetterCollector
 from shared.runtime import ConsumerSpec, ServiceRuntime, build_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -22,9 +25,34 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         inbox_model=Inbox,
         consumers=[ConsumerSpec(group_id="metrics.timeline", router=handlers.build_router(settings))],
     )
-    return build_app(
+    app = build_app(
         runtime=runtime,
         title="Switchboard metrics",
         description="Consumes every topic and serves post timelines, timeliness and platform health.",
-        routers=[endpoints.router],
+        routers=[endpoints.router, endpoints.ops_router],
     )
+    runtime_lifespan = app.router.lifespan_context
+
+    # The dead-letter collector is metrics' own consumer (raw messages of every DLQ topic, by pattern), so it
+    # runs beside the runtime's inbox-guarded consumers: started after them, stopped before them.
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with runtime_lifespan(app):
+            collector: DeadLetterCollector | None = None
+            if settings.consumers_enabled and settings.dead_letter_consumer:
+                collector = DeadLetterCollector(
+                    db=runtime.database,
+                    settings=settings.kafka,
+                    refresh_ms=settings.dead_letter_topic_refresh_ms,
+                    client_id="metrics.dead_letters",
+                )
+                await collector.start()
+            app.state.dead_letter_collector = collector
+            try:
+                yield
+            finally:
+                if collector is not None:
+                    await collector.stop()
+
+    app.router.lifespan_context = lifespan
+    return app

@@ -250,16 +250,19 @@ class DeadLetterRepository(RepositoryBase[DeadLetter]):
         )
         return (await self.session.execute(stmt)).all()
 
-    async def record_replay(self, *, dead_letter: DeadLetter, actor: str, reason: str, now: datetime) -> None:
+    async def record_replay(self, *, dead_letter: DeadLetter, actor: str, reason: str, now: datetime) -> int:
+        """Audit one replay; returns the dead letter's replay count (incremented in SQL: replays may race)."""
         self.session.add(
             DeadLetterReplay(dead_letter_id=dead_letter.id, actor=actor, reason=reason, replayed_at=now)
         )
-        await self.session.execute(
+        count = await self.session.scalar(
             update(DeadLetter)
             .where(DeadLetter.id == dead_letter.id)
             .values(replay_count=DeadLetter.replay_count + 1)
+            .returning(DeadLetter.replay_count)
         )
         await self.session.flush()
+        return int(count or 0)
 
     async def replays(self, dead_letter_id: int) -> Sequence[DeadLetterReplay]:
         stmt = (

@@ -154,3 +154,84 @@ class SpikeRead(BaseModel):
 
 class Spikes(BaseModel):
     spikes: list[SpikeRead]
+
+
+class ServiceStatus(BaseModel):
+    name: str
+    url: str
+    status: Literal["up", "not_ready", "down"]
+    checks: dict[str, str] = Field(description="The service's own /readyz checks.")
+    error: str | None = Field(None, description="Why it is down (the exception type), if it is.")
+    dead_letters_since_start: dict[str, dict[str, int]] = Field(
+        description="switchboard_dead_letters_total of the running process: group -> topic -> count."
+    )
+
+
+class PartitionLag(BaseModel):
+    service: str
+    topic: str
+    partition: str
+    lag: int
+
+
+class GroupLag(BaseModel):
+    group: str
+    total: int
+    partitions: list[PartitionLag]
+
+
+class DeadLetterCount(BaseModel):
+    consumer_group: str | None
+    original_topic: str | None
+    count: int
+
+
+class DeadLetterSummary(BaseModel):
+    total: int
+    by_group: list[DeadLetterCount]
+
+
+class OpsStatus(BaseModel):
+    status: Literal["ok", "degraded"] = Field(description="degraded when any service is not up.")
+    checked_at: datetime
+    services: list[ServiceStatus]
+    consumer_lag: list[GroupLag] = Field(description="From each service's switchboard_consumer_lag gauge.")
+    dead_letters: DeadLetterSummary = Field(
+        description="Every dead letter collected (durable across restarts)."
+    )
+
+
+class DeadLetterRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    dlq_topic: str
+    original_topic: str | None
+    original_partition: int | None
+    original_offset: int | None
+    consumer_group: str | None
+    error: str | None = Field(
+        description="Why the handler gave up (inputs quoted by validation are removed)."
+    )
+    event_id: str | None
+    event_type: str | None
+    received_at: datetime
+    replay_count: int
+
+
+class DeadLetterPage(BaseModel):
+    items: list[DeadLetterRead]
+    next_before_id: int | None = Field(description="Pass as before_id for the next (older) page.")
+
+
+class ReplayRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500, description="Why it is replayed (kept in the audit).")
+
+
+class ReplayAccepted(BaseModel):
+    dead_letter_id: int
+    replay_id: str
+    topic: str
+    replay_count: int

@@ -18,10 +18,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.metrics.facts import T_CREATED, T_RECEIVED, EventRecord, fold, parse_time
 from services.metrics.models import PostEvent, VolumeSpike
-from services.metrics.repository import PostEventRepository, PostFactRepository, VolumeRepository
+from services.metrics.ops import replay_headers
+from services.metrics.repository import (
+    DeadLetterRepository,
+    PostEventRepository,
+    PostFactRepository,
+    VolumeRepository,
+)
 from services.metrics.stats import Interval, SpikeRule, bucket_start, detect_spike, percentile
 from shared.contracts.envelope import Envelope, new_event
 from shared.contracts.events import VolumeSpikeV1
+from shared.errors import Conflict, NotFound
+from shared.kafka import OutboxWriter
+from shared.logging import get_logger
+
+log = get_logger(__name__)
 
 # Free text stays out of metrics: it is personal information and no number needs it.
 TEXT_FIELDS = frozenset({"text", "redacted_text", "findings", "reason"})
@@ -268,3 +279,56 @@ def volume_series(rows: Iterable[Sequence[Any]], interval: Interval) -> dict[str
     for key, hour, count in rows:
         out[str(key)][bucket_start(hour, interval)] += int(count)
     return out
+
+
+# --- dead letters -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Replayed:
+    dead_letter_id: int
+    replay_id: str
+    topic: str
+    replay_count: int
+
+
+async def replay_dead_letter(
+    *,
+    session: AsyncSession,
+    outbox: OutboxWriter,
+    dead_letter_id: int,
+    actor: str,
+    reason: str,
+    now: datetime,
+) -> Replayed:
+    """Re-publish a dead letter to its original topic through the outbox, with an audit row, atomically."""
+    repo = DeadLetterRepository(session)
+    dead = await repo.get(dead_letter_id)
+    if dead is None:
+        raise NotFound(f"No dead letter {dead_letter_id}.")
+    if not dead.original_topic:
+        raise Conflict("This dead letter does not say which topic it came from; it cannot be replayed.")
+    replay_id = str(uuid.uuid4())
+    outbox.add_raw(
+        session,
+        event_id=dead.event_id or replay_id,
+        topic=dead.original_topic,
+        key=dead.key or dead.event_id or replay_id,
+        value=dead.value,
+        headers=replay_headers(dead.headers, replay_id=replay_id),
+    )
+    replay_count = await repo.record_replay(dead_letter=dead, actor=actor, reason=reason, now=now)
+    log.info(
+        "dead_letter_replayed",
+        dead_letter_id=dead.id,
+        replay_id=replay_id,
+        actor=actor,
+        topic=dead.original_topic,
+        consumer_group=dead.consumer_group,
+    )
+    return Replayed(
+        dead_letter_id=dead.id,
+        replay_id=replay_id,
+        topic=dead.original_topic,
+        replay_count=replay_count,
+    )
