@@ -36,6 +36,9 @@ class MetricsSettings(BaseServiceSettings):
     spike_z: float = Field(4.0, ge=0.0, le=100.0)
     spike_emit_window_minutes: int = Field(120, ge=1, le=7 * 24 * 60)
 
+    backlog_gauge_interval_s: float = Field(
+        15.0, ge=1.0, le=3600, description="Refresh of the backlog gauges."
+    )
     service_urls: dict[str, str] = Field(
         default_factory=_default_service_urls,
         description="Base URLs whose /readyz and /metrics ops/status reads.",

@@ -311,7 +311,7 @@ async def get_backlog(session: SessionDep, settings: SettingsDep, principal: Rea
                 department=r[0],
                 queue=r[1],
                 waiting=int(r[2] or 0),
-                oldest_waiting_age_seconds=_age(r[3], now),
+                oldest_waiting_age_seconds=service.waiting_age(r[3], now),
                 open_assignments=int(r[4]),
                 responders_with_open_work=int(r[5]),
                 at_risk=int(r[6] or 0),
@@ -320,15 +320,6 @@ async def get_backlog(session: SessionDep, settings: SettingsDep, principal: Rea
             for r in rows
         ],
     )
-
-
-def _age(since: datetime | str | None, now: datetime) -> float | None:
-    if since is None:
-        return None
-    # min() over a CASE loses the column type on SQLite: the value may come back as text.
-    at = since if isinstance(since, datetime) else datetime.fromisoformat(str(since))
-    at = at if at.tzinfo else at.replace(tzinfo=UTC)
-    return max(0.0, (now - at).total_seconds())
 
 
 @router.get(

@@ -1,18 +1,35 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.metrics import endpoints, handlers
+from services.metrics import endpoints, handlers, service
 from services.metrics.config import MetricsSettings
 from services.metrics.models import Inbox, Outbox
 from services.metrics.ops import DeadLetterCollector
+from shared.logging import get_logger
 from shared.runtime import ConsumerSpec, ServiceRuntime, build_app
 
+log = get_logger(__name__)
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+async def _refresh_backlog_gauges(runtime: ServiceRuntime, interval: float) -> None:
+    """Keep the backlog gauges current for Prometheus, whether or not anyone calls /v1/backlog."""
+    while True:
+        try:
+            async with runtime.database.transaction() as session:
+                await service.refresh_backlog_gauges(session=session, now=datetime.now(UTC))
+        except Exception as exc:  # a database hiccup must not end the loop
+            log.warning("backlog_gauges_failed", error_type=type(exc).__name__)
+        await asyncio.sleep(interval)
 
 
 def create_app(settings: MetricsSettings | None = None) -> FastAPI:
@@ -48,9 +65,13 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
                 )
                 await collector.start()
             app.state.dead_letter_collector = collector
+            gauges = asyncio.create_task(_refresh_backlog_gauges(runtime, settings.backlog_gauge_interval_s))
             try:
                 yield
             finally:
+                gauges.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await gauges
                 if collector is not None:
                     await collector.stop()
 

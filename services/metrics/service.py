@@ -11,12 +11,13 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.metrics.facts import T_CREATED, T_RECEIVED, EventRecord, fold, parse_time
+from services.metrics import prometheus
+from services.metrics.facts import T_CREATED, T_RECEIVED, EventRecord, PostFacts, fold, parse_time
 from services.metrics.models import PostEvent, VolumeSpike
 from services.metrics.ops import replay_headers
 from services.metrics.repository import (
@@ -97,7 +98,11 @@ async def record_event(
             attributes=attributes,
         )
     )
-    await refresh_facts(session=session, post_id=envelope.subject)
+    occurred_at = _occurred_at(envelope.time, attributes)
+    facts = await refresh_facts(session=session, post_id=envelope.subject)
+    prometheus.observe_event(
+        event_type=envelope.type, occurred_at=occurred_at, facts=facts, attributes=attributes
+    )
     spikes: list[Envelope[VolumeSpikeV1]] = []
     for kind, key, at in volume_keys(envelope.type, attributes, envelope.time):
         spike = await count_volume(
@@ -119,7 +124,7 @@ def _occurred_at(envelope_time: datetime, attributes: dict[str, Any]) -> datetim
     return parse_time(value) if value else envelope_time
 
 
-async def refresh_facts(*, session: AsyncSession, post_id: str) -> None:
+async def refresh_facts(*, session: AsyncSession, post_id: str) -> PostFacts:
     events = await PostEventRepository(session).timeline(post_id)
     facts = fold(
         post_id,
@@ -129,6 +134,7 @@ async def refresh_facts(*, session: AsyncSession, post_id: str) -> None:
     await repo.upsert(facts.columns())
     await repo.replace_labels(post_id, facts.labels)
     await repo.add_departments(post_id, facts.departments)
+    return facts
 
 
 def volume_keys(
@@ -186,6 +192,7 @@ async def count_volume(
         emitted=emit,
     )
     await repo.add_spike(spike)
+    prometheus.VOLUME_SPIKES.labels(kind).inc()
     if not emit:
         return None
     return new_event(
@@ -271,6 +278,21 @@ def group_by_department_filter(departments: set[str] | None, requested: str | No
     if departments is None:
         return {requested}
     return {requested} & departments
+
+
+def waiting_age(since: datetime | str | None, now: datetime) -> float | None:
+    if since is None:
+        return None
+    # min() over a CASE loses the column type on SQLite: the value may come back as text.
+    at = since if isinstance(since, datetime) else datetime.fromisoformat(str(since))
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    return max(0.0, (now - at).total_seconds())
+
+
+async def refresh_backlog_gauges(*, session: AsyncSession, now: datetime) -> int:
+    rows = await PostFactRepository(session).backlog(departments=None, now=now)
+    prometheus.set_backlog(rows, ages=[waiting_age(r[3], now) for r in rows])
+    return len(rows)
 
 
 def volume_series(rows: Iterable[Sequence[Any]], interval: Interval) -> dict[str, dict[datetime, int]]:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime, timedelta
 
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
+from services.metrics import service
 from services.metrics.main import MIGRATIONS
 from services.metrics.models import PostDepartment, PostEvent, PostFact, PostLabel, VolumeBucket
+from shared.contracts import events as ev
 from shared.db import Database
 from shared.db.migrations import upgrade_to_head
+from tests.metrics import builders as b
 from tests.metrics.conftest import feed
 from tests.metrics.test_facts import weekend_scenario
 
@@ -56,3 +61,63 @@ class TestOutOfOrderArrival:
             assert await snapshot(db2) == expected
         finally:
             await db2.dispose()
+
+
+class TestPrometheusMetrics:
+    async def test_first_response_breach_and_backlog_are_exposed(self, metrics_db):
+        dept = "prom-test"
+        r0 = datetime.now(UTC) - timedelta(hours=1)
+
+        def sample(name, **labels):
+            return REGISTRY.get_sample_value(name, labels) or 0.0
+
+        before = sample("switchboard_time_to_first_response_seconds_count", department=dept)
+        breaches = sample("switchboard_sla_breaches_total", department=dept, target="first_response")
+        events = [
+            b.lifecycle(
+                ev.AssignmentCreatedV1,
+                "pm1",
+                r0,
+                r0,
+                department=dept,
+                queue="q",
+                status="assigned",
+                responder_id="r",
+            ),
+            b.lifecycle(ev.AssignmentCreatedV1, "pm2", r0, r0, department=dept, queue="q"),
+            b.lifecycle(
+                ev.ReplyPublishedV1, "pm1", r0, r0 + timedelta(minutes=5), department=dept, queue="q"
+            ),
+            b.lifecycle(
+                ev.ReplyPublishedV1,
+                "pm1",
+                r0,
+                r0 + timedelta(minutes=9),
+                department=dept,
+                queue="q",
+                first_response=False,
+            ),
+            b.lifecycle(
+                ev.SlaBreachedV1,
+                "pm2",
+                r0,
+                r0,
+                department=dept,
+                queue="q",
+                target="first_response",
+                due_at=r0,
+                sla_policy="std",
+            ),
+            b.lifecycle(ev.AssignmentCreatedV1, "pm3", r0, r0, department=dept, queue="q"),
+        ]
+        await feed(metrics_db, events)
+        await feed(metrics_db, events)  # replay: observed once
+        assert sample("switchboard_time_to_first_response_seconds_count", department=dept) == before + 1
+        assert (
+            sample("switchboard_sla_breaches_total", department=dept, target="first_response") == breaches + 1
+        )
+        async with metrics_db.transaction() as session:
+            await service.refresh_backlog_gauges(session=session, now=datetime.now(UTC))
+        assert sample("switchboard_backlog_waiting", department=dept, queue="q") == 2
+        assert sample("switchboard_backlog_at_risk", department=dept, queue="q") == 1
+        assert sample("switchboard_backlog_oldest_waiting_seconds", department=dept, queue="q") >= 3599
