@@ -160,37 +160,35 @@ async def _timeliness(
         raise InvalidQuery("query.interval", "hourly buckets need a window of at most 31 days")
     departments = service.group_by_department_filter(visible_departments(principal), department)
     await set_statement_timeout(session, settings.query_timeout_ms)
-    rows = await bounded(
-        PostFactRepository(session).timeliness_rows(
-            start=start,
-            end=end,
-            group_by=group_by,
-            departments=departments,
-            limit=settings.max_query_rows + 1,
-        ),
-        settings,
-    )
-    if len(rows) > settings.max_query_rows:
-        raise InvalidQuery(
-            "query.from", f"the window holds more than {settings.max_query_rows} posts; narrow it"
+    try:
+        summaries = await bounded(
+            service.timeliness(
+                session=session,
+                start=start,
+                end=end,
+                group_by=group_by,
+                departments=departments,
+                interval=interval,
+                max_rows=settings.max_query_rows,
+            ),
+            settings,
         )
-    summaries = service.summarise_timeliness(rows=rows, interval=interval)
-    out: list[TimelinessRow] = []
-    for g in summaries:
-        stats = {name: DurationStats.model_validate(v) for name, v in g.percentiles().items()}
-        out.append(
-            TimelinessRow(
-                group=g.group,
-                bucket_start=g.bucket_start,
-                posts=g.posts,
-                answered=g.answered,
-                sla_attainment_pct=g.sla_attainment_pct,
-                sla_met=g.sla_met,
-                sla_determined=g.sla_determined,
-                breaches=g.breaches,
-                **stats,
-            )
+    except service.TooManyRows as exc:
+        raise InvalidQuery("query.from", f"the window holds more than {exc.limit} posts; narrow it") from exc
+    out = [
+        TimelinessRow(
+            group=g["group"],
+            bucket_start=g["bucket_start"],
+            posts=g["posts"],
+            answered=g["answered"],
+            sla_attainment_pct=g["sla_attainment_pct"],
+            sla_met=g["sla_met"],
+            sla_determined=g["sla_determined"],
+            breaches=g["breaches"],
+            **{name: DurationStats.model_validate(v) for name, v in g["durations"].items()},
         )
+        for g in summaries
+    ]
     return TimelinessReport(start=start, end=end, group_by=group_by, interval=interval.value, rows=out)
 
 

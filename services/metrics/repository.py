@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, or_, select, text, update
+from sqlalchemy import Float, and_, case, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +29,15 @@ GROUP_COLUMNS = {
     "responder": PostFact.responder_id,
     "label": PostLabel.label,
 }
+
+DURATION_COLUMNS = (
+    PostFact.assign_seconds,
+    PostFact.first_response_seconds,
+    PostFact.resolve_seconds,
+    PostFact.assign_business_seconds,
+    PostFact.first_response_business_seconds,
+    PostFact.resolve_business_seconds,
+)
 
 TIMELINESS_COLUMNS = (
     PostFact.received_at,
@@ -118,6 +127,48 @@ class PostFactRepository(RepositoryBase[PostFact]):
             stmt = stmt.where(PostFact.department.in_(sorted(departments)))
         result = await self.session.execute(stmt.limit(limit))
         return result.all()
+
+    async def timeliness_summary_pg(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        group_by: str,
+        departments: Collection[str] | None,
+        interval: str,
+    ) -> Sequence[Any]:
+        """PostgreSQL only: the whole summary in one aggregate query, so only the summary rows travel.
+
+        ``percentile_disc(f)`` is the first value whose cumulative distribution reaches ``f``: exactly the
+        nearest-rank percentile of ``services.metrics.stats.percentile``. Columns: group, bucket (UTC, naive),
+        posts, answered, then (count, [p50, p90, p99]) per duration, sla_met, sla_determined, breaches.
+        """
+        group = GROUP_COLUMNS[group_by]
+        bucket = func.date_trunc(interval, func.timezone("UTC", PostFact.received_at))
+        fractions = postgresql.array([0.5, 0.9, 0.99])
+        columns: list[Any] = [group, bucket, func.count(), func.count(PostFact.first_response_at)]
+        for col in DURATION_COLUMNS:
+            columns.append(func.count(col))
+            columns.append(
+                func.percentile_disc(fractions).within_group(col.asc()).cast(postgresql.ARRAY(Float))
+            )
+        columns += [
+            func.count().filter(PostFact.sla_met.is_(True)),
+            func.count().filter(PostFact.sla_met.is_not(None)),
+            func.count().filter(or_(PostFact.breached_first_response, PostFact.breached_resolve)),
+        ]
+        stmt = (
+            select(*columns)
+            .where(PostFact.received_at >= start, PostFact.received_at < end)
+            .group_by(group, bucket)
+            .order_by(bucket, group)
+        )
+        if group_by == "label":
+            stmt = stmt.join(PostLabel, PostLabel.post_id == PostFact.post_id)
+        if departments is not None:
+            stmt = stmt.where(PostFact.department.in_(sorted(departments)))
+        rows: Sequence[Any] = (await self.session.execute(stmt)).all()
+        return rows
 
     async def backlog(self, *, departments: Collection[str] | None, now: datetime) -> Sequence[Any]:
         """Per (department, queue): waiting, oldest waiting since, open, responders holding work, at risk."""

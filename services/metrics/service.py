@@ -238,9 +238,20 @@ class GroupSummary:
 
     @property
     def sla_attainment_pct(self) -> float | None:
-        if self.sla_determined == 0:
-            return None
-        return round(100.0 * self.sla_met / self.sla_determined, 2)
+        return attainment(self.sla_met, self.sla_determined)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "bucket_start": self.bucket_start,
+            "posts": self.posts,
+            "answered": self.answered,
+            "durations": self.percentiles(),
+            "sla_met": self.sla_met,
+            "sla_determined": self.sla_determined,
+            "sla_attainment_pct": self.sla_attainment_pct,
+            "breaches": self.breaches,
+        }
 
     def percentiles(self) -> dict[str, dict[str, float | int | None]]:
         out: dict[str, dict[str, float | int | None]] = {}
@@ -269,6 +280,71 @@ def summarise_timeliness(*, rows: Iterable[Sequence[Any]], interval: Interval) -
             g.sla_met += bool(row[9])
         g.breaches += bool(row[10]) or bool(row[11])
     return sorted(groups.values(), key=lambda g: (g.bucket_start, g.group or ""))
+
+
+def summaries_from_aggregate(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+    """Rows of ``PostFactRepository.timeliness_summary_pg`` in the shape ``GroupSummary.as_dict`` gives."""
+    out = []
+    for row in rows:
+        bucket: datetime = row[1] if row[1].tzinfo else row[1].replace(tzinfo=UTC)
+        durations: dict[str, dict[str, float | int | None]] = {}
+        for i, name in enumerate(DURATIONS):
+            count, ps = int(row[4 + 2 * i]), row[5 + 2 * i] or (None, None, None)
+            durations[name] = {"count": count, "p50": ps[0], "p90": ps[1], "p99": ps[2]}
+        sla_met, sla_determined = int(row[16]), int(row[17])
+        out.append(
+            {
+                "group": None if row[0] is None else str(row[0]),
+                "bucket_start": bucket,
+                "posts": int(row[2]),
+                "answered": int(row[3]),
+                "durations": durations,
+                "sla_met": sla_met,
+                "sla_determined": sla_determined,
+                "sla_attainment_pct": attainment(sla_met, sla_determined),
+                "breaches": int(row[18]),
+            }
+        )
+    return sorted(out, key=lambda r: (r["bucket_start"], r["group"] or ""))
+
+
+async def timeliness(
+    *,
+    session: AsyncSession,
+    start: datetime,
+    end: datetime,
+    group_by: str,
+    departments: set[str] | None,
+    interval: Interval,
+    max_rows: int,
+) -> list[dict[str, Any]]:
+    """Per group and bucket: posts, answered, exact percentiles, SLA attainment, breaches.
+
+    PostgreSQL aggregates in the database (percentile_disc); SQLite, which has no ordered-set aggregates,
+    streams the facts and the same nearest-rank percentile is taken here. Both give identical numbers.
+    """
+    repo = PostFactRepository(session)
+    if session.get_bind().dialect.name == "postgresql":
+        rows = await repo.timeliness_summary_pg(
+            start=start, end=end, group_by=group_by, departments=departments, interval=interval.value
+        )
+        return summaries_from_aggregate(rows)
+    facts = await repo.timeliness_rows(
+        start=start, end=end, group_by=group_by, departments=departments, limit=max_rows + 1
+    )
+    if len(facts) > max_rows:
+        raise TooManyRows(max_rows)
+    return [g.as_dict() for g in summarise_timeliness(rows=facts, interval=interval)]
+
+
+class TooManyRows(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit} posts")
+        self.limit = limit
+
+
+def attainment(met: int, determined: int) -> float | None:
+    return None if determined == 0 else round(100.0 * met / determined, 2)
 
 
 def group_by_department_filter(departments: set[str] | None, requested: str | None) -> set[str] | None:

@@ -281,8 +281,12 @@ class TestBadInput:
             r = await client.get(
                 "/v1/timeliness", params=q(DAY, DAY + timedelta(days=1)), headers=token("ops")
             )
-            assert r.status_code == 422
-            assert r.json()["errors"][0]["field"] == "query.from"
+            if db.is_sqlite:
+                assert r.status_code == 422
+                assert r.json()["errors"][0]["field"] == "query.from"
+            else:  # PostgreSQL aggregates in the database: no rows travel, the statement timeout bounds it
+                assert r.status_code == 200
+                assert r.json()["rows"][0]["posts"] == 3
 
     async def test_long_post_id_is_rejected(self, metrics_app, token):
         async with metrics_app() as (client, _db):
