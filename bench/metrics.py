@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import random
 import statistics
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, text
+import orjson
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import make_url
 
 from services.metrics import service
@@ -45,7 +44,7 @@ from services.metrics.facts import (
     fold,
 )
 from services.metrics.main import MIGRATIONS
-from services.metrics.models import PostFact, PostLabel
+from services.metrics.models import PostEvent, PostFact, PostLabel
 from services.metrics.repository import set_statement_timeout
 from services.metrics.stats import Interval
 from shared.db import Database
@@ -79,7 +78,7 @@ def post_events(rng: random.Random) -> list[tuple[str, str, datetime, dict[str, 
         "department": dept,
         "queue": "general",
         "priority": priority,
-        "post_received_at": received.isoformat(),
+        "post_received_at": received,
     }
 
     def at(seconds: float) -> datetime:
@@ -88,30 +87,30 @@ def post_events(rng: random.Random) -> list[tuple[str, str, datetime, dict[str, 
     def life(t: str, seconds: float, **kw: Any) -> tuple[str, str, datetime, dict[str, Any]]:
         when = at(seconds)
         return (
-            str(uuid.UUID(int=rng.getrandbits(128))),
+            f"{rng.getrandbits(64):016x}",
             t,
             when,
-            base | {"occurred_at": when.isoformat()} | kw,
+            base | {"occurred_at": when} | kw,
         )
 
     out = [
         (
-            str(uuid.UUID(int=rng.getrandbits(128))),
+            f"{rng.getrandbits(64):016x}",
             T_RECEIVED,
             received,
-            {"platform": rng.choice(PLATFORMS), "received_at": received.isoformat(), "hashtags": []},
+            {"platform": rng.choice(PLATFORMS), "received_at": received, "hashtags": []},
         ),
         (
-            str(uuid.UUID(int=rng.getrandbits(128))),
+            f"{rng.getrandbits(64):016x}",
             T_SCREENED,
             at(1),
             {
                 "priority": priority,
                 "labels": rng.sample(LABELS, rng.randrange(3)),
-                "screened_at": at(1).isoformat(),
+                "screened_at": at(1),
             },
         ),
-        life(T_CREATED, 2, status="offered", first_response_due_at=due.isoformat()),
+        life(T_CREATED, 2, status="offered", first_response_due_at=due),
         life(T_OFFERED, 2, responder_id=responder),
         life(T_ACCEPTED, assign_s, responder_id=responder, business_seconds_since_received=assign_s * 0.4),
         life(
@@ -123,9 +122,9 @@ def post_events(rng: random.Random) -> list[tuple[str, str, datetime, dict[str, 
         ),
     ]
     if answer_s > 3 * 3600:
-        out.append(life(T_SLA_WARNING, 3 * 3600, target="first_response", due_at=due.isoformat()))
+        out.append(life(T_SLA_WARNING, 3 * 3600, target="first_response", due_at=due))
     if answer_s > 4 * 3600:
-        out.append(life(T_SLA_BREACHED, 4 * 3600, target="first_response", due_at=due.isoformat()))
+        out.append(life(T_SLA_BREACHED, 4 * 3600, target="first_response", due_at=due))
     if rng.random() < 0.05:
         out.append(life(T_TRANSFERRED, assign_s / 2, from_department=dept))
     if rng.random() < 0.9:
@@ -169,7 +168,18 @@ async def load(db: Database, events: list[tuple[Any, ...]], facts: list[PostFact
             await conn.copy_records_to_table(
                 "post_event",
                 records=[
-                    (e[0], e[1], e[2], "switchboard/bench", e[3], now, e[5], 0, e[6], json.dumps(e[4]))
+                    (
+                        e[0],
+                        e[1],
+                        e[2],
+                        "switchboard/bench",
+                        e[3],
+                        now,
+                        e[5],
+                        0,
+                        e[6],
+                        orjson.dumps(e[4]).decode(),
+                    )
                     for e in events
                 ],
                 columns=[
@@ -215,7 +225,7 @@ async def load(db: Database, events: list[tuple[Any, ...]], facts: list[PostFact
                         e[5],
                         0,
                         e[6],
-                        json.dumps(e[4]),
+                        orjson.dumps(e[4]).decode(),
                     )
                     for e in events[chunk : chunk + 50_000]
                 ],
@@ -280,25 +290,40 @@ def day_start(rng: random.Random, days: int) -> datetime:
     )
 
 
-async def run(backend: str, url: str, events_n: int, runs: int) -> list[dict[str, Any]]:
-    schema = None
-    if backend == "postgres":
-        schema = f"bench_metrics_{uuid.uuid4().hex[:8]}"
+async def run(backend: str, url: str, events_n: int, runs: int, phase: str) -> list[dict[str, Any]]:
+    """``load`` fills a dataset kept for later runs; ``query`` measures it; ``drop`` removes it."""
+    schema = f"bench_metrics_{events_n}" if backend == "postgres" else None
     db = Database(url, schema=schema, name="bench-metrics")
     try:
+        if phase == "drop":
+            if schema:
+                async with db.engine.begin() as conn:
+                    await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            return []
         await upgrade_to_head(db, MIGRATIONS)
-        t0 = time.perf_counter()
-        events, facts = generate(events_n)
-        t_gen = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        await load(db, events, facts)
-        t_load = time.perf_counter() - t0
-        print(
-            f"[{backend}] {len(events):,} events, {len(facts):,} posts: "
-            f"generated+folded {t_gen:.1f} s, loaded {t_load:.1f} s",
-            flush=True,
-        )
-        del events, facts
+        async with db.transaction() as session:
+            loaded = await session.scalar(select(func.count()).select_from(PostEvent))
+        if phase == "load":
+            if loaded == events_n:
+                print(f"[{backend}] {events_n:,} events already loaded", flush=True)
+                return []
+            if loaded:
+                raise SystemExit(
+                    f"[{backend}] a partial dataset ({loaded:,} events) exists: run --phase drop"
+                )
+            t0 = time.perf_counter()
+            events, facts = generate(events_n)
+            t_gen = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            await load(db, events, facts)
+            print(
+                f"[{backend}] {len(events):,} events, {len(facts):,} posts: "
+                f"generated+folded {t_gen:.1f} s, loaded {time.perf_counter() - t0:.1f} s",
+                flush=True,
+            )
+            return []
+        if loaded != events_n:
+            raise SystemExit(f"[{backend}] {loaded:,} events loaded, {events_n:,} expected: run --phase load")
         results = [
             await measure(
                 db,
@@ -353,9 +378,6 @@ async def run(backend: str, url: str, events_n: int, runs: int) -> list[dict[str
             r["backend"] = backend
         return results
     finally:
-        if schema:
-            async with db.engine.begin() as conn:
-                await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         await db.dispose()
 
 
@@ -366,31 +388,29 @@ def main() -> None:
         "--url",
         default=os.environ.get("BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"),
     )
-    parser.add_argument("--sqlite-path", default="var/bench-metrics.db")
+    parser.add_argument("--phase", choices=["load", "query", "all", "drop"], default="all")
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=60)
     args = parser.parse_args()
     backends = args.backend or ["postgres", "sqlite"]
+    phases = ["load", "query"] if args.phase == "all" else [args.phase]
     results: list[dict[str, Any]] = []
     for backend in backends:
-        if backend == "sqlite":
+        sqlite_path = f"var/bench-metrics-{args.events}.db"
+        url = args.url if backend == "postgres" else f"sqlite+aiosqlite:///{sqlite_path}"
+        for phase in phases:
+            results += asyncio.run(run(backend, url, args.events, args.runs, phase))
+        if backend == "sqlite" and args.phase == "drop":
             for suffix in ("", "-wal", "-shm"):
-                if os.path.exists(args.sqlite_path + suffix):
-                    os.remove(args.sqlite_path + suffix)
-            url = f"sqlite+aiosqlite:///{args.sqlite_path}"
-        else:
-            url = args.url
-        results += asyncio.run(run(backend, url, args.events, args.runs))
-        if backend == "sqlite":
-            for suffix in ("", "-wal", "-shm"):
-                if os.path.exists(args.sqlite_path + suffix):
-                    os.remove(args.sqlite_path + suffix)
+                if os.path.exists(sqlite_path + suffix):
+                    os.remove(sqlite_path + suffix)
+    if not results:
+        return
     print(
         f"\nMachine: {platform.machine()}, {os.cpu_count()} cores (shared), "
-        f"Python {platform.python_version()}; "
-        f"{args.events:,} events\n"
+        f"Python {platform.python_version()}; {args.events:,} events\n"
     )
-    print("| backend | query | runs | posts read | p50 ms | p95 ms | p99 ms | max ms |")
+    print("| backend | query | runs | posts summarised | p50 ms | p95 ms | p99 ms | max ms |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(
