@@ -39,6 +39,7 @@ class MetricsSettings(BaseServiceSettings):
     backlog_gauge_interval_s: float = Field(
         15.0, ge=1.0, le=3600, description="Refresh of the backlog gauges."
     )
+    rollup_interval_s: float = Field(2.0, ge=0.1, le=3600, description="Pause between day-rollup passes.")
     service_urls: dict[str, str] = Field(
         default_factory=_default_service_urls,
         description="Base URLs whose /readyz and /metrics ops/status reads.",

@@ -32,6 +32,19 @@ async def _refresh_backlog_gauges(runtime: ServiceRuntime, interval: float) -> N
         await asyncio.sleep(interval)
 
 
+async def _refresh_rollups(runtime: ServiceRuntime, interval: float) -> None:
+    """Recompute stale day rollups; until then queries compute those days live, so numbers never lag."""
+    while True:
+        try:
+            async with runtime.database.transaction() as session:
+                done = await service.refresh_rollups(session=session)
+        except Exception as exc:
+            log.warning("rollup_refresh_failed", error_type=type(exc).__name__)
+            done = 0
+        if done < 200:  # caught up: wait; else keep going
+            await asyncio.sleep(interval)
+
+
 def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     settings = settings or MetricsSettings()
     runtime = ServiceRuntime(
@@ -65,13 +78,17 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
                 )
                 await collector.start()
             app.state.dead_letter_collector = collector
-            gauges = asyncio.create_task(_refresh_backlog_gauges(runtime, settings.backlog_gauge_interval_s))
+            tasks = [
+                asyncio.create_task(_refresh_backlog_gauges(runtime, settings.backlog_gauge_interval_s)),
+                asyncio.create_task(_refresh_rollups(runtime, settings.rollup_interval_s)),
+            ]
             try:
                 yield
             finally:
-                gauges.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await gauges
+                for task in tasks:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
                 if collector is not None:
                     await collector.stop()
 

@@ -101,6 +101,33 @@ class PostDepartment(Base):
     department: Mapped[str] = mapped_column(String(100), primary_key=True)
 
 
+class TimelinessDay(Base):
+    """Rollup: the exact timeliness summary of one department's UTC day (posts received that day).
+
+    Serves the dashboards' commonest query (by department, daily buckets) without reading every post. Kept
+    exact by recomputation: a change to any post of the cell marks it in ``timeliness_day_dirty``; a
+    background pass recomputes dirty cells, and queries compute dirty days live instead of reading them.
+    """
+
+    __tablename__ = "timeliness_day"
+
+    department: Mapped[str] = mapped_column(String(100), primary_key=True)
+    day: Mapped[datetime] = mapped_column(primary_key=True)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class TimelinessDayDirty(Base):
+    """A (department, day) whose rollup is stale; ``version`` grows with each mark so that a recompute only
+    clears the marks it has seen."""
+
+    __tablename__ = "timeliness_day_dirty"
+    __table_args__ = (Index("ix_timeliness_day_dirty_day", "day"),)
+
+    department: Mapped[str] = mapped_column(String(100), primary_key=True)
+    day: Mapped[datetime] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+
 class VolumeBucket(Base):
     """Inbound posts per hour per department or hashtag. Counts add up, so arrival order does not matter."""
 

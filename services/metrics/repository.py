@@ -17,6 +17,8 @@ from services.metrics.models import (
     PostEvent,
     PostFact,
     PostLabel,
+    TimelinessDay,
+    TimelinessDayDirty,
     VolumeBucket,
     VolumeSpike,
 )
@@ -206,6 +208,72 @@ class PostFactRepository(RepositoryBase[PostFact]):
             stmt = stmt.where(PostFact.department.in_(sorted(departments)))
         rows: Sequence[Any] = (await self.session.execute(stmt)).all()
         return rows
+
+
+class RollupRepository(RepositoryBase[TimelinessDay]):
+    model = TimelinessDay
+
+    async def fact_cell(self, post_id: str) -> tuple[str | None, datetime | None] | None:
+        row = (
+            await self.session.execute(
+                select(PostFact.department, PostFact.received_at).where(PostFact.post_id == post_id)
+            )
+        ).first()
+        return None if row is None else (row[0], row[1])
+
+    async def mark_dirty(self, *, department: str, day: datetime) -> None:
+        stmt = _insert(self.session, TimelinessDayDirty).values(department=department, day=day, version=1)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[TimelinessDayDirty.department, TimelinessDayDirty.day],
+            set_={"version": TimelinessDayDirty.version + 1},
+        )
+        await self.session.execute(stmt)
+
+    async def dirty_cells(self, limit: int) -> Sequence[Any]:
+        stmt = (
+            select(TimelinessDayDirty.department, TimelinessDayDirty.day, TimelinessDayDirty.version)
+            .order_by(TimelinessDayDirty.day, TimelinessDayDirty.department)
+            .limit(limit)
+        )
+        rows: Sequence[Any] = (await self.session.execute(stmt)).all()
+        return rows
+
+    async def dirty_days(
+        self, *, start: datetime, end: datetime, departments: Collection[str] | None
+    ) -> set[datetime]:
+        stmt = select(TimelinessDayDirty.day).where(
+            TimelinessDayDirty.day >= start, TimelinessDayDirty.day < end
+        )
+        if departments is not None:
+            stmt = stmt.where(TimelinessDayDirty.department.in_(sorted(departments)))
+        return set((await self.session.scalars(stmt.distinct())).all())
+
+    async def clear_dirty(self, *, department: str, day: datetime, version: int) -> None:
+        # Only the marks this recompute saw: an event that marked the cell meanwhile keeps it dirty.
+        await self.session.execute(
+            delete(TimelinessDayDirty).where(
+                TimelinessDayDirty.department == department,
+                TimelinessDayDirty.day == day,
+                TimelinessDayDirty.version == version,
+            )
+        )
+
+    async def put(self, *, department: str, day: datetime, summary: dict[str, Any] | None) -> None:
+        await self.session.execute(
+            delete(TimelinessDay).where(TimelinessDay.department == department, TimelinessDay.day == day)
+        )
+        if summary is not None:
+            await self.session.execute(
+                _insert(self.session, TimelinessDay).values(department=department, day=day, summary=summary)
+            )
+
+    async def cells(
+        self, *, start: datetime, end: datetime, departments: Collection[str] | None
+    ) -> Sequence[TimelinessDay]:
+        stmt = select(TimelinessDay).where(TimelinessDay.day >= start, TimelinessDay.day < end)
+        if departments is not None:
+            stmt = stmt.where(TimelinessDay.department.in_(sorted(departments)))
+        return (await self.session.scalars(stmt)).all()
 
 
 class VolumeRepository(RepositoryBase[VolumeBucket]):

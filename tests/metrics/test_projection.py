@@ -11,12 +11,14 @@ from sqlalchemy import select
 from services.metrics import service
 from services.metrics.main import MIGRATIONS
 from services.metrics.models import PostDepartment, PostEvent, PostFact, PostLabel, VolumeBucket
+from services.metrics.repository import RollupRepository
+from services.metrics.stats import Interval
 from shared.contracts import events as ev
 from shared.db import Database
 from shared.db.migrations import upgrade_to_head
 from tests.metrics import builders as b
 from tests.metrics.conftest import feed
-from tests.metrics.test_facts import weekend_scenario
+from tests.metrics.test_facts import FRI_1600, weekend_scenario
 
 
 async def snapshot(db) -> dict:
@@ -121,3 +123,77 @@ class TestPrometheusMetrics:
         assert sample("switchboard_backlog_waiting", department=dept, queue="q") == 2
         assert sample("switchboard_backlog_at_risk", department=dept, queue="q") == 1
         assert sample("switchboard_backlog_oldest_waiting_seconds", department=dept, queue="q") >= 3599
+
+
+class TestDayRollups:
+    async def test_rollup_answers_equal_live_answers_before_and_after_refresh(self, metrics_db):
+        rng = random.Random(3)
+        events = weekend_scenario("w1") + weekend_scenario("w2")
+        for i in range(30):
+            r0 = FRI_1600 - timedelta(days=rng.randrange(3), minutes=rng.randrange(600))
+            dept = rng.choice(["transport", "health"])
+            events += [
+                b.received(f"x{i}", r0),
+                b.lifecycle(ev.AssignmentCreatedV1, f"x{i}", r0, r0, department=dept),
+                b.lifecycle(
+                    ev.AssignmentAcceptedV1,
+                    f"x{i}",
+                    r0,
+                    r0 + timedelta(seconds=rng.randrange(1, 5000)),
+                    department=dept,
+                    responder_id="r",
+                ),
+            ]
+        events.append(b.received("unrouted", FRI_1600))
+        await feed(metrics_db, events)
+        window = {
+            "start": datetime(2026, 11, 24, tzinfo=UTC),
+            "end": datetime(2026, 12, 1, tzinfo=UTC),
+            "group_by": "department",
+            "interval": Interval.DAY,
+            "max_rows": 10_000,
+        }
+
+        async def both(departments):
+            async with metrics_db.transaction() as session:
+                fast = await service.timeliness(session=session, departments=departments, **window)
+                live = await service.timeliness(
+                    session=session, departments=departments, use_rollups=False, **window
+                )
+                return fast, live
+
+        fast, live = await both(None)
+        assert fast == live  # every day dirty: computed live
+        async with metrics_db.transaction() as session:
+            assert await service.refresh_rollups(session=session) > 0
+            assert (
+                await RollupRepository(session).dirty_days(
+                    start=window["start"], end=window["end"], departments=None
+                )
+                == set()
+            )
+        for departments in (None, {"health"}, {"transport", "nowhere"}):
+            fast, live = await both(departments)
+            assert fast == live
+            assert fast
+        assert any(r["group"] is None for r in (await both(None))[0])  # the unrouted post's cell
+
+        # a transfer moves a post between departments: both cells go stale, answers stay exact
+        await feed(
+            metrics_db,
+            [
+                b.lifecycle(
+                    ev.AssignmentTransferredV1,
+                    "w1",
+                    FRI_1600,
+                    FRI_1600 + timedelta(hours=1),
+                    department="health",
+                )
+            ],
+        )
+        fast, live = await both(None)
+        assert fast == live
+        async with metrics_db.transaction() as session:
+            await service.refresh_rollups(session=session)
+        fast, live = await both(None)
+        assert fast == live
