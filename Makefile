@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 SERVICES := ingest policy routing metrics
 
-.PHONY: help install run test test-unit test-integration test-e2e lint fmt token migrate clean bench-metrics
+.PHONY: help install run test test-unit test-integration test-e2e test-faults lint fmt docs bench bench-smoke token migrate clean bench-metrics
 
 help:
 	@echo "make run    - embedded Kafka broker + the four services on :8001-8004 (SQLite under ./var)"
@@ -36,6 +36,10 @@ test-integration: install
 test-e2e: install
 	$(PY) -m pytest -m e2e
 
+# Fault-injection tests (the short ones also run in `make test`).
+test-faults: install
+	$(PY) -m pytest tests/faults -s
+
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -44,6 +48,17 @@ lint: install
 fmt: install
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
+
+# The platform beside its baselines (B0 Kafka relay, B2 HTTP ceiling), W1 ingest, W2 open-loop latency.
+bench: install
+	$(PY) -m bench.run --profile full
+
+bench-smoke: install
+	$(PY) -m bench.run --profile smoke
+
+# Regenerate docs/configuration.md from the settings classes.
+docs: install
+	$(PY) -m scripts.configdoc
 
 ROLE ?= agency_system
 DEPT ?=

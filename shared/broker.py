@@ -52,10 +52,14 @@ def _kafka_answers(host: str, port: int, timeout: float) -> bool:
 
 
 class EmbeddedBroker:
-    def __init__(self, *, port: int | None = None, log_path: str | None = None) -> None:
+    def __init__(
+        self, *, port: int | None = None, log_path: str | None = None, advertised_port: int | None = None
+    ) -> None:
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self.log_path = log_path
+        # Clients connect to what the broker advertises; a fault proxy in front advertises itself.
+        self.advertised_port = advertised_port or self.port
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -64,6 +68,7 @@ class EmbeddedBroker:
 
     def start(self, timeout: float = 20.0) -> EmbeddedBroker:
         url = f"tcp://{self.host}:{self.port}"
+        advertised = f"tcp://{self.host}:{self.advertised_port}"
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         env = {**os.environ, "RUST_LOG": os.environ.get("TANSU_LOG", "warn")}
         self.process = subprocess.Popen(  # noqa: S603 - fixed binary, arguments of our own
@@ -73,7 +78,7 @@ class EmbeddedBroker:
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                advertised,
                 "--storage-engine",
                 "memory://tansu/",
             ],

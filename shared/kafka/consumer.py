@@ -126,6 +126,14 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             await self.consumer.seek_to_beginning(*assigned)
 
 
+class _NeedsCarefulPass(Exception):
+    """The fast pass met a message it cannot take in bulk: (event id, error) of a failed handler, or None."""
+
+    def __init__(self, failure: tuple[str, str] | None) -> None:
+        super().__init__("redo the batch one message at a time")
+        self.failure = failure
+
+
 @dataclass
 class _Item:
     record: ConsumerRecord[bytes, bytes]
@@ -281,46 +289,124 @@ class ConsumerRunner:
             return _Item(record, None, f"{type(exc).__name__}: {str(exc)[:500]}", fallback_id, cid)
 
     async def _handle_batch(self, tp: TopicPartition, items: list[_Item]) -> None:
+        """Fast path first: the whole batch in one transaction, no savepoints, one inbox insert. If a
+        message is poison, a handler raises or an inbox row conflicts, redo the batch one message at a
+        time (savepoint each) so that only the culprit is retried and dead-lettered."""
+        try:
+            outcomes = await self._handle_batch_fast(tp, items)
+        except _NeedsCarefulPass as careful:
+            outcomes = await self._handle_batch_careful(tp, items, first_failure=careful.failure)
+        except sa_exc.IntegrityError:
+            outcomes = await self._handle_batch_careful(tp, items, first_failure=None)
+        for outcome, count in outcomes.items():
+            EVENTS_CONSUMED.labels(tp.topic, self.group_id, outcome).inc(count)
+
+    async def _seen(self, session: AsyncSession, items: list[_Item]) -> set[str]:
         inbox = self.inbox_model
-        async with self.db.transaction() as session:
-            outcomes: dict[str, str] = dict(
-                (
-                    await session.execute(
-                        select(inbox.event_id, inbox.outcome).where(
-                            inbox.consumer_group == self.group_id,
-                            inbox.event_id.in_([i.event_id for i in items]),
-                        )
-                    )
-                ).all()
+        result = await session.execute(
+            select(inbox.event_id, inbox.outcome).where(
+                inbox.consumer_group == self.group_id,
+                inbox.event_id.in_([i.event_id for i in items]),
             )
-            # An ops replay of a dead letter (metrics' POST /v1/ops/dead-letters/{id}/replay) must be handled
-            # again, not skipped as a duplicate: forget its dead_lettered inbox row. Nothing else is retried.
-            retry = [
-                i.event_id
-                for i in items
-                if outcomes.get(i.event_id) == "dead_lettered"
-                and i.record.headers
-                and any(k == DLQ_REPLAY_HEADER for k, _ in i.record.headers)
-            ]
-            if retry:
-                await session.execute(
-                    delete(inbox).where(inbox.consumer_group == self.group_id, inbox.event_id.in_(retry))
-                )
-            seen = set(outcomes) - set(retry)
+        )
+        outcomes: dict[str, str] = dict(result.all())
+        # An ops replay of a dead letter (metrics' POST /v1/ops/dead-letters/{id}/replay) must be handled
+        # again, not skipped as a duplicate: forget its dead_lettered inbox row. Nothing else is retried.
+        retry = [
+            i.event_id
+            for i in items
+            if outcomes.get(i.event_id) == "dead_lettered"
+            and any(k == DLQ_REPLAY_HEADER for k, _ in (i.record.headers or ()))
+        ]
+        if retry:
+            await session.execute(
+                delete(inbox).where(inbox.consumer_group == self.group_id, inbox.event_id.in_(retry))
+            )
+        return set(outcomes) - set(retry)
+
+    def _context(self, session: AsyncSession, item: _Item) -> HandlerContext:
+        return HandlerContext(
+            session=session,
+            outbox=self.outbox,
+            topic=item.record.topic,
+            partition=item.record.partition,
+            offset=item.record.offset,
+            correlation_id=item.correlation_id,
+        )
+
+    async def _handle_batch_fast(self, tp: TopicPartition, items: list[_Item]) -> dict[str, int]:
+        outcomes = {"handled": 0, "duplicate": 0}
+        async with self.db.transaction() as session:
+            seen = await self._seen(session, items)
+            handled: list[_Item] = []
             for item in items:
-                with log_context(
-                    event_id=item.event_id,
-                    topic=tp.topic,
-                    partition=tp.partition,
-                    offset=item.record.offset,
-                    correlation_id=item.correlation_id,
-                ):
+                if item.event_id in seen:
+                    outcomes["duplicate"] += 1
+                    continue
+                if item.envelope is None:
+                    raise _NeedsCarefulPass(None)
+                seen.add(item.event_id)
+                with self._log_context(tp, item):
+                    try:
+                        await self.router.handlers[item.envelope.type](
+                            self._context(session, item), item.envelope
+                        )
+                    except Exception as exc:
+                        if is_infrastructure_error(exc):
+                            raise
+                        raise _NeedsCarefulPass(
+                            (item.event_id, f"{type(exc).__name__}: {str(exc)[:500]}")
+                        ) from exc
+                    log.debug("event_handled", outcome="handled")
+                handled.append(item)
+            if handled:
+                now = datetime.now(UTC)
+                await session.execute(
+                    insert(self.inbox_model),
+                    [
+                        {
+                            "consumer_group": self.group_id,
+                            "event_id": i.event_id,
+                            "topic": i.record.topic,
+                            "partition": i.record.partition,
+                            "offset": i.record.offset,
+                            "outcome": "handled",
+                            "processed_at": now,
+                        }
+                        for i in handled
+                    ],
+                )
+            outcomes["handled"] = len(handled)
+        return outcomes
+
+    async def _handle_batch_careful(
+        self, tp: TopicPartition, items: list[_Item], *, first_failure: tuple[str, str] | None
+    ) -> dict[str, int]:
+        outcomes: dict[str, int] = {}
+        async with self.db.transaction() as session:
+            seen = await self._seen(session, items)
+            for item in items:
+                with self._log_context(tp, item):
                     if item.event_id in seen:
-                        EVENTS_CONSUMED.labels(tp.topic, self.group_id, "duplicate").inc()
-                        continue
-                    seen.add(item.event_id)
-                    outcome = await self._handle_one(session, item)
-                    EVENTS_CONSUMED.labels(tp.topic, self.group_id, outcome).inc()
+                        outcome = "duplicate"
+                    else:
+                        seen.add(item.event_id)
+                        prior = first_failure if first_failure and first_failure[0] == item.event_id else None
+                        outcome = await self._handle_one(
+                            session, item, prior_error=prior[1] if prior else None
+                        )
+                    outcomes[outcome] = outcomes.get(outcome, 0) + 1
+                    log.debug("event_handled", outcome=outcome)
+        return outcomes
+
+    def _log_context(self, tp: TopicPartition, item: _Item) -> contextlib.AbstractContextManager[None]:
+        return log_context(
+            event_id=item.event_id,
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=item.record.offset,
+            correlation_id=item.correlation_id,
+        )
 
     async def _insert_inbox(self, session: AsyncSession, item: _Item, outcome: str) -> None:
         r = item.record
@@ -336,25 +422,20 @@ class ConsumerRunner:
             )
         )
 
-    async def _handle_one(self, session: AsyncSession, item: _Item) -> str:
-        error = item.error
-        attempts = 0
+    async def _handle_one(self, session: AsyncSession, item: _Item, *, prior_error: str | None = None) -> str:
+        error = item.error or prior_error
+        # A failure in the fast pass was the first attempt.
+        attempts = 1 if prior_error else 0
         if item.envelope is not None:
             handler = self.router.handlers[item.envelope.type]
+            if attempts:
+                await asyncio.sleep(self.settings.handler_retry_backoff_ms / 1000 * attempts)
             while attempts < self.settings.handler_max_attempts:
                 attempts += 1
                 try:
                     async with session.begin_nested():
                         await self._insert_inbox(session, item, "handled")
-                        ctx = HandlerContext(
-                            session=session,
-                            outbox=self.outbox,
-                            topic=item.record.topic,
-                            partition=item.record.partition,
-                            offset=item.record.offset,
-                            correlation_id=item.correlation_id,
-                        )
-                        await handler(ctx, item.envelope)
+                        await handler(self._context(session, item), item.envelope)
                     return "handled"
                 except sa_exc.IntegrityError as exc:
                     if await self._already_handled(session, item):

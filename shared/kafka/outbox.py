@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import delete, func, select
+from sqlalchemy import Row, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import failpoints
@@ -155,36 +155,52 @@ class OutboxRelay:
 
     async def publish_batch(self) -> int:
         """Publish up to ``batch_size`` rows; returns how many were published."""
+        if self.db.is_sqlite:
+            # SQLite has one connection: never hold it while waiting for the broker, or a broker outage
+            # would stall every request. One process relays per SQLite file, so order holds anyway.
+            async with self.db.transaction() as session:
+                rows = await self._fetch(session)
+            if rows:
+                await self._send(rows)
+                async with self.db.transaction() as session:
+                    await self._delete(session, rows)
+            return len(rows)
         async with self.db.transaction() as session:
-            if not self.db.is_sqlite:
-                got = await session.scalar(select(func.pg_try_advisory_xact_lock(self.lock_key)))
-                if not got:
-                    return 0
-            m = self.model
-            rows = (
+            # One relay at a time per database, so rows leave in commit order across replicas.
+            if not await session.scalar(select(func.pg_try_advisory_xact_lock(self.lock_key))):
+                return 0
+            rows = await self._fetch(session)
+            if rows:
+                await self._send(rows)
+                await self._delete(session, rows)
+            return len(rows)
+
+    async def _fetch(self, session: AsyncSession) -> list[Row[Any]]:
+        m = self.model
+        rows = list(
+            (
                 await session.execute(
                     select(m.id, m.topic, m.key, m.value, m.headers, m.created_at)
                     .order_by(m.id)
                     .limit(self.batch_size)
                 )
             ).all()
-            if not rows:
-                OUTBOX_BACKLOG.set(0)
-                OUTBOX_OLDEST_AGE.set(0)
-                return 0
-            OUTBOX_BACKLOG.set(len(rows))
-            OUTBOX_OLDEST_AGE.set((datetime.now(UTC) - rows[0].created_at).total_seconds())
-            futures = []
-            for row in rows:
-                headers = [(k, str(v).encode()) for k, v in (row.headers or {}).items()]
-                futures.append(
-                    await self.producer.send(
-                        row.topic, value=row.value, key=row.key.encode(), headers=headers
-                    )
-                )
-            await asyncio.gather(*futures)
-            failpoints.hit("outbox.after_send")
-            await session.execute(delete(m).where(m.id.in_([row.id for row in rows])))
-            for row in rows:
-                OUTBOX_PUBLISHED.labels(row.topic).inc()
-            return len(rows)
+        )
+        OUTBOX_BACKLOG.set(len(rows))
+        OUTBOX_OLDEST_AGE.set((datetime.now(UTC) - rows[0].created_at).total_seconds() if rows else 0)
+        return rows
+
+    async def _send(self, rows: list[Row[Any]]) -> None:
+        futures = []
+        for row in rows:
+            headers = [(k, str(v).encode()) for k, v in (row.headers or {}).items()]
+            futures.append(
+                await self.producer.send(row.topic, value=row.value, key=row.key.encode(), headers=headers)
+            )
+        await asyncio.gather(*futures)
+        failpoints.hit("outbox.after_send")
+        for row in rows:
+            OUTBOX_PUBLISHED.labels(row.topic).inc()
+
+    async def _delete(self, session: AsyncSession, rows: list[Row[Any]]) -> None:
+        await session.execute(delete(self.model).where(self.model.id.in_([row.id for row in rows])))

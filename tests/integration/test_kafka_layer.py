@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -131,6 +132,19 @@ async def harness(db_factory: Callable[[str], Any], kafka_settings: KafkaSetting
     await db.dispose()
 
 
+@asynccontextmanager
+async def relay_running(harness: Harness) -> AsyncIterator[None]:
+    producer = make_producer(harness.kafka, client_id="relay")
+    await producer.start()
+    relay = OutboxRelay(db=harness.db, model=Outbox, producer=producer, lock_name="t", poll_interval=0.05)
+    relay.start()
+    try:
+        yield
+    finally:
+        await relay.stop()
+        await producer.stop()
+
+
 async def produce_raw(kafka: KafkaSettings, items: list[tuple[bytes, bytes]]) -> None:
     producer = make_producer(kafka, client_id="test-producer")
     await producer.start()
@@ -173,15 +187,8 @@ class TestOutboxRelay:
         async with harness.db.transaction() as s:
             for env in envelopes:
                 writer.add(s, env, correlation_id="corr-1")
-        producer = make_producer(harness.kafka, client_id="relay")
-        await producer.start()
-        relay = OutboxRelay(db=harness.db, model=Outbox, producer=producer, lock_name="t", poll_interval=0.05)
-        relay.start()
-        try:
+        async with relay_running(harness):
             records = await read_topic(harness.kafka, Topic.POSTS_RECEIVED, expect=5)
-        finally:
-            await relay.stop()
-            await producer.stop()
         assert sorted(r.key.decode() for r in records) == sorted(f"post-{i}" for i in range(5))
         for record in records:
             doc = orjson.loads(record.value)
@@ -203,15 +210,8 @@ class TestOutboxRelay:
             await unit_of_work_that_fails()
         async with harness.db.transaction() as s:
             writer.add(s, received("committed"))
-        producer = make_producer(harness.kafka, client_id="relay")
-        await producer.start()
-        relay = OutboxRelay(db=harness.db, model=Outbox, producer=producer, lock_name="t", poll_interval=0.05)
-        relay.start()
-        try:
+        async with relay_running(harness):
             records = await read_topic(harness.kafka, Topic.POSTS_RECEIVED, expect=1)
-        finally:
-            await relay.stop()
-            await producer.stop()
         assert [r.key for r in records] == [b"committed"]
 
 
@@ -261,17 +261,10 @@ class TestInboxConsumer:
         items += [(e.subject.encode(), e.model_dump_json().encode()) for e in good[5:]]
         await produce_raw(harness.kafka, items)
 
-        producer = make_producer(harness.kafka, client_id="relay")
-        await producer.start()
-        relay = OutboxRelay(db=harness.db, model=Outbox, producer=producer, lock_name="t", poll_interval=0.05)
-        relay.start()
-        try:
+        async with relay_running(harness):
             await harness.runner().start()
             await harness.wait_effects(10)
             dead = await read_topic(harness.kafka, dead_letter_topic(Topic.POSTS_RECEIVED, GROUP), expect=3)
-        finally:
-            await relay.stop()
-            await producer.stop()
 
         assert sorted(r.key for r in dead) == [b"bad-json", b"bad-schema", b"boom-post"]
         by_key = {r.key: dict(r.headers) for r in dead}

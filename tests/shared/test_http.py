@@ -9,6 +9,7 @@ import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, Field
+from sqlalchemy import exc as sa_exc
 
 from shared.errors import Conflict
 from shared.http import create_service_app
@@ -29,6 +30,11 @@ async def create_item(item: Item) -> Item:
 @router.get("/conflict")
 async def conflict() -> None:
     raise Conflict("Already there.")
+
+
+@router.get("/db-down")
+async def db_down() -> None:
+    raise sa_exc.OperationalError("INSERT ...", {}, ConnectionRefusedError("connection refused"))
 
 
 @router.get("/boom")
@@ -89,6 +95,13 @@ class TestProblemJson:
             "detail": "Already there.",
             "instance": "/conflict",
         }
+
+    async def test_database_outage_is_503_with_retry_after(self, client: httpx.AsyncClient) -> None:
+        r = await client.get("/db-down")
+        assert r.status_code == 503
+        assert r.headers["retry-after"] == "5"
+        assert r.headers["content-type"] == "application/problem+json"
+        assert "INSERT" not in r.text
 
     async def test_unknown_route_is_problem_404(self, client: httpx.AsyncClient) -> None:
         r = await client.get("/nowhere")
