@@ -70,7 +70,7 @@ def test_dashboard_is_grafana_json_with_unique_panel_ids():
 
 
 def test_prometheus_scrapes_every_service_on_its_default_port():
-    config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     (job,) = config["scrape_configs"]
     assert job["metrics_path"] == "/metrics"
     targets = {c["labels"]["service"]: c["targets"][0] for c in job["static_configs"]}
@@ -80,4 +80,5 @@ def test_prometheus_scrapes_every_service_on_its_default_port():
         "routing": RoutingSettings().port,
         "metrics": MetricsSettings().port,
     }
+    assert {name: target.rsplit(":", 1)[0] for name, target in targets.items()} == {n: n for n in ports}
     assert {name: int(target.rsplit(":", 1)[1]) for name, target in targets.items()} == ports
