@@ -280,3 +280,75 @@ class TestThroughTheBroker:
                 assert b'"count":20' in message.value
             finally:
                 await spikes.stop()
+
+
+def consumed(group: str, outcome: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return sum(
+        s.value
+        for family in REGISTRY.collect()
+        if family.name == "switchboard_events_consumed"
+        for s in family.samples
+        if s.name.endswith("_total") and s.labels.get("group") == group and s.labels.get("outcome") == outcome
+    )
+
+
+class TestReplayFromTheBeginning:
+    async def test_replaying_every_topic_changes_no_number(
+        self, make_settings, running, token, kafka_settings
+    ):
+        from tests.metrics.test_facts import FRI_1600, weekend_scenario
+
+        events = weekend_scenario("rp1") + weekend_scenario("rp2")
+        events += [
+            b.received("rp3", FRI_1600),
+            b.lifecycle(ev.AssignmentCreatedV1, "rp3", FRI_1600, FRI_1600, department="health"),
+        ]
+        settings = make_settings(MetricsSettings, dead_letter_consumer=False)
+        window = {"from": "2026-11-23T00:00:00Z", "to": "2026-12-07T00:00:00Z"}
+
+        async def numbers(client) -> dict:
+            out = {}
+            for group_by in ("department", "priority", "label", "responder", "platform"):
+                for interval in ("day", "week"):
+                    r = await client.get(
+                        "/v1/timeliness",
+                        params=window | {"group_by": group_by, "interval": interval},
+                        headers=token("ops"),
+                    )
+                    out[(group_by, interval)] = r.json()["rows"]
+            backlog = (await client.get("/v1/backlog", headers=token("ops"))).json()["queues"]
+            out["backlog"] = [
+                {k: v for k, v in q.items() if k != "oldest_waiting_age_seconds"} for q in backlog
+            ]
+            out["volume"] = (
+                await client.get("/v1/volume", params=window | {"kind": "department"}, headers=token("ops"))
+            ).json()
+            for post in ("rp1", "rp2", "rp3"):
+                out[post] = (await client.get(f"/v1/posts/{post}/timeline", headers=token("ops"))).json()
+            return out
+
+        await publish(kafka_settings, events)
+        async with running(create_app(settings)) as client:
+
+            async def all_recorded():
+                r = await client.get("/v1/posts/rp2/timeline", headers=token("ops"))
+                return r.status_code == 200 and len(r.json()["events"]) == 7
+
+            await eventually(all_recorded)
+            before = await numbers(client)
+        assert before[("department", "day")]
+
+        duplicates = consumed("metrics.timeline", "duplicate")
+        replay = settings.model_copy(
+            update={"kafka": settings.kafka.model_copy(update={"replay_from_beginning": True})}
+        )
+        async with running(create_app(replay)) as client:
+
+            async def replayed():
+                return consumed("metrics.timeline", "duplicate") - duplicates >= len(events)
+
+            await eventually(replayed)
+            after = await numbers(client)
+        assert after == before
