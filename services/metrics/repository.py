@@ -6,7 +6,22 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, and_, case, delete, func, or_, select, text, update
+from sqlalchemy import (
+    JSON,
+    Float,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -266,6 +281,26 @@ class RollupRepository(RepositoryBase[TimelinessDay]):
             await self.session.execute(
                 _insert(self.session, TimelinessDay).values(department=department, day=day, summary=summary)
             )
+
+    async def cells_and_dirty_days(
+        self, *, start: datetime, end: datetime, departments: Collection[str] | None
+    ) -> tuple[list[tuple[str, datetime, dict[str, Any]]], set[datetime]]:
+        """The window's rollup cells and its days with a pending change, in one round trip."""
+        cells = select(
+            TimelinessDay.department, TimelinessDay.day, TimelinessDay.summary, literal(False).label("dirty")
+        ).where(TimelinessDay.day >= start, TimelinessDay.day < end)
+        dirty = select(
+            TimelinessDayDirty.department,
+            TimelinessDayDirty.day,
+            cast(null(), JSON),
+            literal(True),
+        ).where(TimelinessDayDirty.day >= start, TimelinessDayDirty.day < end)
+        if departments is not None:
+            cells = cells.where(TimelinessDay.department.in_(sorted(departments)))
+            dirty = dirty.where(TimelinessDayDirty.department.in_(sorted(departments)))
+        rows = (await self.session.execute(union_all(cells, dirty))).all()
+        dirty_days = {row[1] for row in rows if row[3]}
+        return [(r[0], r[1], r[2]) for r in rows if not r[3] and r[1] not in dirty_days], dirty_days
 
     async def cells(
         self, *, start: datetime, end: datetime, departments: Collection[str] | None

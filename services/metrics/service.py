@@ -390,13 +390,12 @@ async def timeliness(
             interval=interval,
             max_rows=max_rows,
         )
-    rollups = RollupRepository(session)
-    dirty = await rollups.dirty_days(start=start, end=end, departments=departments)
+    cells, dirty = await RollupRepository(session).cells_and_dirty_days(
+        start=start, end=end, departments=departments
+    )
     out: list[dict[str, Any]] = [
-        {"group": cell.department or None, "bucket_start": cell.day}
-        | {k: cell.summary[k] for k in ROLLUP_FIELDS}
-        for cell in await rollups.cells(start=start, end=end, departments=departments)
-        if cell.day not in dirty
+        {"group": department or None, "bucket_start": day} | {k: summary[k] for k in ROLLUP_FIELDS}
+        for department, day, summary in cells
     ]
     for day in sorted(dirty):
         out += await _live_timeliness(
