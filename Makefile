@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 SERVICES := ingest policy routing metrics
 
-.PHONY: help install run test test-unit test-integration test-e2e test-faults lint fmt docs bench bench-smoke token migrate clean bench-metrics
+.PHONY: help install run test test-unit test-integration test-e2e test-faults lint fmt docs bench bench-smoke bench-ingest bench-langdetect bench-metrics token migrate clean
 
 help:
 	@echo "make run    - embedded Kafka broker + the four services on :8001-8004 (SQLite under ./var)"
@@ -81,6 +81,13 @@ migrate: install
 BENCH_ARGS ?=
 bench-metrics: install
 	nice -n 10 $(PY) -m bench.metrics $(BENCH_ARGS)
+
+# Ingest throughput (single and batch) against a validate-only ceiling; PostgreSQL too with BENCH_DATABASE_URL.
+bench-ingest: install
+	$(PY) -m bench.ingest
+
+bench-langdetect: install
+	$(PY) -m bench.ingest_langdetect
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

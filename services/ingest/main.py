@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from services.ingest import endpoints
 from services.ingest.config import IngestSettings
+from services.ingest.group_commit import GroupCommitter
 from services.ingest.models import Inbox, Outbox
+from services.ingest.normalise.language import warm_up
 from shared.runtime import ServiceRuntime, build_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -21,10 +26,33 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         outbox_model=Outbox,
         inbox_model=Inbox,
     )
-    return build_app(
+    app = build_app(
         runtime=runtime,
         title="Switchboard ingest",
-        description="Accepts posts from agency systems and platforms, stores each once, publishes "
-        "posts.received.v1.",
-        routers=[endpoints.router],
+        description="Accepts posts from agency systems and platform webhooks, normalises each into one "
+        "canonical post, stores it once and publishes posts.received.v1.",
+        routers=[endpoints.router, endpoints.webhooks],
     )
+    runtime_lifespan = app.router.lifespan_context
+
+    # The group committer needs the started database and must stop before it: wrap the runtime's lifespan.
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with runtime_lifespan(app):
+            warm_up()
+            committer = GroupCommitter(
+                db=runtime.database,
+                window=timedelta(seconds=settings.near_duplicate_window_seconds),
+                max_posts=settings.group_commit_max_posts,
+                writers=settings.group_commit_writers,
+                linger=settings.group_commit_linger_ms / 1000,
+            )
+            committer.start()
+            app.state.committer = committer
+            try:
+                yield
+            finally:
+                await committer.stop()
+
+    app.router.lifespan_context = lifespan
+    return app

@@ -37,6 +37,14 @@ class _Event(EventModel):
         return self.post_id
 
 
+class PostMedia(EventModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    type: Literal["image", "video", "gif", "audio", "link", "other"]
+    url: str | None = Field(None, max_length=2048)
+    alt_text: str | None = Field(None, max_length=2000)
+
+
 class PostReceivedV1(_Event):
     """A canonical post was accepted by ingest and stored."""
 
@@ -53,7 +61,20 @@ class PostReceivedV1(_Event):
     in_reply_to: str | None = Field(None, max_length=200)
     created_at: datetime
     received_at: datetime
-    duplicate_of: str | None = Field(None, max_length=64)
+    duplicate_of: str | None = Field(
+        None,
+        max_length=64,
+        description="Set on a near-duplicate (same author_ref and text within ingest's window): the post id "
+        "of the first one, so that routing can group a flood instead of assigning each copy.",
+    )
+    # Added by issue 3 (canonical post); optional with defaults so that older events still validate.
+    language: str = Field("und", max_length=8, description="ISO 639-1 code detected offline, or 'und'.")
+    language_confidence: float = Field(0.0, ge=0.0, le=1.0)
+    urls: list[str] = Field(default_factory=list, max_length=100)
+    hashtags: list[str] = Field(default_factory=list, max_length=100, description="Lower-cased, no '#'.")
+    mentions: list[str] = Field(default_factory=list, max_length=100, description="Handles, no '@'.")
+    media: list[PostMedia] = Field(default_factory=list, max_length=50)
+    url: str | None = Field(None, max_length=2048, description="Permalink of the post on its platform.")
 
 
 class ScreeningFinding(EventModel):

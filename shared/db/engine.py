@@ -22,13 +22,21 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine_for(url: str, *, schema: str | None = None, name: str = "switchboard") -> AsyncEngine:
+def create_engine_for(
+    url: str, *, schema: str | None = None, name: str = "switchboard", read_only: bool = False
+) -> AsyncEngine:
+    """The writer engine, or with ``read_only`` an engine for reads (on SQLite: its own connections, so
+    readers never queue behind the single writer; WAL lets them read while it writes)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(
-            url, pool_size=1, max_overflow=0, pool_timeout=60, connect_args={"timeout": 30}
+            url,
+            pool_size=4 if read_only else 1,
+            max_overflow=0,
+            pool_timeout=60,
+            connect_args={"timeout": 30},
         )
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -39,11 +47,14 @@ def create_engine_for(url: str, *, schema: str | None = None, name: str = "switc
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
+            if read_only:
+                cur.execute("PRAGMA query_only=ON")
             cur.close()
 
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the write lock up front (no deadlock on lock upgrade); readers never take it.
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
 
@@ -67,6 +78,10 @@ class Database:
         self.sessionmaker = async_sessionmaker(
             self.engine, expire_on_commit=False, sync_session_class=self._session_class
         )
+        self.reader_engine = (
+            create_engine_for(url, name=name, read_only=True) if self.is_sqlite else self.engine
+        )
+        self.read_sessionmaker = async_sessionmaker(self.reader_engine, expire_on_commit=False)
 
     def on_commit(self, callback: Callable[[dict[str, Any]], None]) -> None:
         """Call ``callback(session.info)`` after every commit (e.g. to wake the outbox relay)."""
@@ -86,9 +101,17 @@ class Database:
         async with self.sessionmaker() as session, session.begin():
             yield session
 
+    @asynccontextmanager
+    async def read_transaction(self) -> AsyncIterator[AsyncSession]:
+        """A read-only unit of work (GET requests): never waits for SQLite's writer."""
+        async with self.read_sessionmaker() as session, session.begin():
+            yield session
+
     async def ping(self) -> None:
-        async with self.engine.connect() as conn:
+        async with self.reader_engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.reader_engine is not self.engine:
+            await self.reader_engine.dispose()
