@@ -333,8 +333,12 @@ class TestReplayFromTheBeginning:
         async with running(create_app(settings)) as client:
 
             async def all_recorded():
-                r = await client.get("/v1/posts/rp2/timeline", headers=token("ops"))
-                return r.status_code == 200 and len(r.json()["events"]) == 7
+                # posts sit on different partitions: wait for every one of them
+                for post, count in (("rp1", 7), ("rp2", 7), ("rp3", 2)):
+                    r = await client.get(f"/v1/posts/{post}/timeline", headers=token("ops"))
+                    if r.status_code != 200 or len(r.json()["events"]) != count:
+                        return False
+                return True
 
             await eventually(all_recorded)
             before = await numbers(client)
