@@ -63,6 +63,7 @@ async def test_database_and_python_summaries_are_identical(metrics_db, group_by,
             departments={"a", "b"},
             interval=Interval(interval),
             max_rows=10_000,
+            use_rollups=False,  # the database's aggregate, not the day rollup
         )
         rows = await PostFactRepository(session).timeliness_rows(
             start=START, end=end, group_by=group_by, departments={"a", "b"}, limit=10_000
