@@ -302,14 +302,6 @@ class RollupRepository(RepositoryBase[TimelinessDay]):
         dirty_days = {row[1] for row in rows if row[3]}
         return [(r[0], r[1], r[2]) for r in rows if not r[3] and r[1] not in dirty_days], dirty_days
 
-    async def cells(
-        self, *, start: datetime, end: datetime, departments: Collection[str] | None
-    ) -> Sequence[TimelinessDay]:
-        stmt = select(TimelinessDay).where(TimelinessDay.day >= start, TimelinessDay.day < end)
-        if departments is not None:
-            stmt = stmt.where(TimelinessDay.department.in_(sorted(departments)))
-        return (await self.session.scalars(stmt)).all()
-
 
 class VolumeRepository(RepositoryBase[VolumeBucket]):
     model = VolumeBucket
