@@ -391,7 +391,7 @@ Ops = Annotated[Principal, Depends(require_roles(Role.OPS))]
     response_model=OpsStatus,
     summary="Readiness of every service, consumer lag and dead letters in one document",
 )
-async def get_ops_status(session: SessionDep, settings: SettingsDep, _principal: Ops) -> OpsStatus:
+async def get_ops_status(request: Request, settings: SettingsDep, _principal: Ops) -> OpsStatus:
     probes = await probe_all(settings.service_urls, probe_timeout=settings.ops_probe_timeout_s)
     lag: dict[str, list[PartitionLag]] = {}
     for probe in probes:
@@ -401,14 +401,18 @@ async def get_ops_status(session: SessionDep, settings: SettingsDep, _principal:
                     lag.setdefault(group, []).append(
                         PartitionLag(service=probe.name, topic=topic, partition=partition, lag=value)
                     )
+    # Its own transaction, not the request's: when metrics' database is down the document still answers.
+    counts: list[DeadLetterCount] | None = None
+    error: str | None = None
     try:
-        await set_statement_timeout(session, settings.query_timeout_ms)
-        counts = [
-            DeadLetterCount(consumer_group=g, original_topic=t, count=int(n))
-            for g, t, n in await bounded(DeadLetterRepository(session).counts_by_group(), settings)
-        ]
-    except Unavailable:
-        counts = []
+        async with request.app.state.runtime.database.transaction() as session:
+            await set_statement_timeout(session, settings.query_timeout_ms)
+            counts = [
+                DeadLetterCount(consumer_group=g, original_topic=t, count=int(n))
+                for g, t, n in await bounded(DeadLetterRepository(session).counts_by_group(), settings)
+            ]
+    except Exception as exc:
+        error = type(exc).__name__
     return OpsStatus(
         status="ok" if all(p.status == "up" for p in probes) else "degraded",
         checked_at=datetime.now(UTC),
@@ -427,7 +431,9 @@ async def get_ops_status(session: SessionDep, settings: SettingsDep, _principal:
             GroupLag(group=g, total=sum(p.lag for p in parts), partitions=parts)
             for g, parts in sorted(lag.items())
         ],
-        dead_letters=DeadLetterSummary(total=sum(c.count for c in counts), by_group=counts),
+        dead_letters=DeadLetterSummary(
+            total=None if counts is None else sum(c.count for c in counts), by_group=counts or [], error=error
+        ),
     )
 
 

@@ -187,8 +187,9 @@ class DeadLetterCount(BaseModel):
 
 
 class DeadLetterSummary(BaseModel):
-    total: int
+    total: int | None = Field(description="null when metrics' own database could not be read.")
     by_group: list[DeadLetterCount]
+    error: str | None = Field(None, description="Why the dead letters could not be counted.")
 
 
 class OpsStatus(BaseModel):

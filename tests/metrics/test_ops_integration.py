@@ -24,6 +24,7 @@ from services.policy.main import create_app as create_policy
 from shared.contracts import events as ev
 from shared.contracts.envelope import Envelope
 from shared.contracts.topics import Topic, dead_letter_topic
+from shared.db import Database
 from shared.kafka import ConsumerRunner, EventRouter, HandlerContext
 from shared.kafka.outbox import OutboxWriter
 from shared.kafka.producer import ensure_topics, make_producer
@@ -117,6 +118,19 @@ class TestOpsStatus:
                 "policy": "down",
                 "routing": "down",
             }
+
+            # metrics' own database unreachable: still a document; the dead-letter count says why it is absent
+            runtime = metrics.state.runtime
+            real_db = runtime.db
+            runtime.db = Database("postgresql+asyncpg://nobody@127.0.0.1:1/none", name="down")
+            try:
+                r = await client.get("/v1/ops/status", headers=token("ops"))
+            finally:
+                await runtime.db.dispose()
+                runtime.db = real_db
+            assert r.status_code == 200
+            assert r.json()["dead_letters"]["total"] is None
+            assert r.json()["dead_letters"]["error"]
 
             assert (
                 await client.get("/v1/ops/status", headers=token("supervisor", departments=("x",)))
