@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 SERVICES := ingest policy routing metrics
 
-.PHONY: help install run test test-unit test-integration test-e2e test-faults lint fmt docs bench bench-smoke bench-ingest bench-langdetect bench-metrics token migrate clean
+.PHONY: help install run test test-unit test-integration test-e2e test-faults lint fmt docs bench bench-smoke bench-ingest bench-langdetect bench-policy bench-metrics token migrate clean
 
 help:
 	@echo "make run    - embedded Kafka broker + the four services on :8001-8004 (SQLite under ./var)"
@@ -88,6 +88,10 @@ bench-ingest: install
 
 bench-langdetect: install
 	$(PY) -m bench.ingest_langdetect
+
+# Policy benchmark: in-process screenings/s and POST /v1/checks p50/p99 (about 30 s).
+bench-policy: install
+	$(PY) bench/policy.py $(BENCH_ARGS)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

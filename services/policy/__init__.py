@@ -1,1 +1,1 @@
-"""policy: screens inbound posts and (later) checks outbound replies against a versioned policy pack."""
+"""policy: screens inbound posts and checks outbound replies against the active, versioned policy pack."""

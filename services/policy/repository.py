@@ -1,6 +1,10 @@
 from __future__ import annotations
 
-from services.policy.models import Screening
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+
+from services.policy.models import Check, ModeChange, PolicyActivation, PolicyPackVersion, Screening
 from shared.db.repository import RepositoryBase
 
 
@@ -9,3 +13,42 @@ class ScreeningRepository(RepositoryBase[Screening]):
 
     async def get_by_post_id(self, post_id: str) -> Screening | None:
         return await self.get_one_or_none(self.select().where(Screening.post_id == post_id))
+
+    async def labels_of_post(self, post_id: str) -> list[str] | None:
+        result = await self.session.execute(select(Screening.labels).where(Screening.post_id == post_id))
+        labels = result.scalar_one_or_none()
+        return list(labels) if labels is not None else None
+
+
+class PackRepository(RepositoryBase[PolicyPackVersion]):
+    model = PolicyPackVersion
+
+    async def list_all(self, *, limit: int) -> Sequence[PolicyPackVersion]:
+        return await self.get_all(self.select().order_by(PolicyPackVersion.created_at.desc()).limit(limit))
+
+
+class ActivationRepository(RepositoryBase[PolicyActivation]):
+    model = PolicyActivation
+
+    async def latest(self) -> PolicyActivation | None:
+        return await self.get_one_or_none(self.select().order_by(PolicyActivation.id.desc()).limit(1))
+
+
+class ModeRepository(RepositoryBase[ModeChange]):
+    model = ModeChange
+
+    async def current(self) -> Sequence[ModeChange]:
+        """The latest change of each (mode, jurisdiction)."""
+        latest = (
+            select(func.max(ModeChange.id))
+            .group_by(ModeChange.mode, ModeChange.jurisdiction)
+            .scalar_subquery()
+        )
+        return await self.get_all(self.select().where(ModeChange.id.in_(latest)).order_by(ModeChange.id))
+
+    async def history(self, *, limit: int) -> Sequence[ModeChange]:
+        return await self.get_all(self.select().order_by(ModeChange.id.desc()).limit(limit))
+
+
+class CheckRepository(RepositoryBase[Check]):
+    model = Check

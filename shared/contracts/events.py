@@ -83,6 +83,9 @@ class ScreeningFinding(EventModel):
     rule_id: str = Field(max_length=100)
     label: str = Field(max_length=100)
     severity: Literal["info", "low", "medium", "high", "critical"]
+    action: Literal["allow", "warn", "redact", "review", "block", "escalate"] | None = Field(
+        None, description="What the policy pack says to do about the finding (added in policy pack engine)."
+    )
     start: int | None = Field(None, ge=0)
     end: int | None = Field(None, ge=0)
 
@@ -99,7 +102,11 @@ class PostScreenedV1(_Event):
     findings: list[ScreeningFinding] = Field(default_factory=list, max_length=500)
     risk: Literal["low", "medium", "high", "critical"]
     priority: int = Field(ge=1, le=4, description="1 is the most urgent.")
-    redacted_text: str = Field(max_length=40_000)
+    redacted_text: str = Field(max_length=40_000, description="The text with personal information masked.")
+    crisis: bool = Field(False, description="A crisis label (self_harm, threat, emergency) is set.")
+    failed_rules: list[str] = Field(
+        default_factory=list, max_length=300, description="Rules that could not run (the others still did)."
+    )
     platform: Platform
     account: str = Field(max_length=200)
     author_ref: str = Field(max_length=128)

@@ -1,0 +1,364 @@
+"""The pack format and the engine: pure, no I/O."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.policy import checksums, engine
+from services.policy.pack import PackInvalid, parse_pack
+from services.policy.service import DEFAULT_PACK_PATH, default_pack
+
+NOW = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
+CORPUS = Path(__file__).parents[1] / "data" / "policy" / "corpus.jsonl"
+
+
+def inbound(text: str, **kw: object) -> engine.Screening:
+    return engine.screen(default_pack(), text, engine.Context(direction="inbound", now=NOW, **kw))  # type: ignore[arg-type]
+
+
+def outbound(text: str, **kw: object) -> engine.CheckResult:
+    ctx = engine.Context(direction="outbound", now=NOW, platform=kw.pop("platform", "x"), **kw)  # type: ignore[arg-type]
+    return engine.check(default_pack(), text, ctx)
+
+
+def labels(result: engine.Screening | engine.CheckResult) -> set[str]:
+    return {f.label for f in result.findings}
+
+
+MINIMAL = """
+name: t
+version: "1"
+rules:
+  - id: R-1
+    description: d
+    source: s
+    applies_to: both
+    label: spam
+    severity: low
+    action: warn
+    message: m
+    detector: {type: regex, patterns: ['casino']}
+"""
+
+
+class TestPackFormat:
+    def test_the_default_pack_implements_at_least_30_catalogue_checks(self):
+        pack = parse_pack(DEFAULT_PACK_PATH.read_bytes())
+        checks = {
+            m.group()
+            for r in pack.rules
+            if (m := re.match(r"(PI|SAFE|MOD|SENS|OUT|REC|SLA)-\d+", r.id)) is not None
+        }
+        assert len(checks) >= 30, sorted(checks)
+        assert all(r.source and r.message for r in pack.rules)
+
+    @pytest.mark.parametrize(
+        ("change", "field"),
+        [
+            (("patterns: ['casino']", "patterns: ['(casino']"), "rules[R-1].detector.patterns"),
+            (("severity: low", "severity: awful"), "rules[R-1].severity"),
+            (("action: warn", "action: delete"), "rules[R-1].action"),
+            (("type: regex, patterns: ['casino']", "type: telepathy"), "rules[R-1].detector"),
+            (("    message: m\n", ""), "rules[R-1].message"),
+            (("label: spam", "label: Not A Label"), "rules[R-1].label"),
+            (("patterns: ['casino']", "patterns: ['(a+)+$']"), "rules[R-1].detector.patterns"),
+            (("patterns: ['casino']", "patterns: ['(?:\\w+\\s*)*end']"), "rules[R-1].detector.patterns"),
+            (
+                ("type: regex, patterns: ['casino']", "type: identifier, kind: tfn, evidence: keyword"),
+                "rules[R-1].detector",
+            ),
+        ],
+    )
+    def test_an_invalid_rule_is_reported_by_rule_id_and_field(self, change, field):
+        with pytest.raises(PackInvalid) as exc:
+            parse_pack(MINIMAL.replace(*change))
+        assert field in {p.field for p in exc.value.problems}, exc.value.problems
+
+    def test_a_duplicate_rule_id_is_rejected(self):
+        doc = MINIMAL + MINIMAL.split("rules:\n", 1)[1]
+        with pytest.raises(PackInvalid) as exc:
+            parse_pack(doc)
+        assert "used twice" in exc.value.problems[0].reason
+
+    @pytest.mark.parametrize("raw", ["rules: [unclosed", "- just a list", "x" * 300_000])
+    def test_broken_documents_are_problems_not_errors(self, raw):
+        with pytest.raises(PackInvalid) as exc:
+            parse_pack(raw)
+        assert exc.value.problems[0].field == "body"
+
+    def test_an_alias_bomb_is_refused_before_validation(self):
+        bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+        for i in range(1, 9):
+            bomb += f"{chr(97 + i)}: &{chr(97 + i)} [" + ", ".join([f"*{chr(96 + i)}"] * 10) + "]\n"
+        with pytest.raises(PackInvalid) as exc:
+            parse_pack(bomb)
+        assert "at most" in exc.value.problems[0].reason
+
+    def test_json_is_accepted_too(self):
+        import yaml
+
+        pack = parse_pack(json.dumps(yaml.safe_load(MINIMAL)))
+        assert pack.policy_version == "t@1"
+
+
+class TestIdentifiers:
+    @settings(deadline=None)
+    @given(st.text(alphabet="0123456789", min_size=8, max_size=8), st.sampled_from([" ", "-", ""]))
+    def test_every_valid_tfn_is_detected_with_its_keyword_and_redacted(self, base, sep):
+        check = checksums.tfn_check_digit(base)
+        if check is None:
+            return
+        tfn = base + check
+        written = sep.join([tfn[:3], tfn[3:6], tfn[6:]])
+        result = inbound(f"Hi, my TFN is {written} thanks")
+        assert "pii:tfn" in labels(result)
+        assert written not in result.redacted_text
+        assert "pii:tfn" in labels(outbound(f"Your TFN {written} is linked"))
+
+    @settings(deadline=None)
+    @given(st.text(alphabet="0123456789", min_size=9, max_size=9), st.integers(0, 8), st.integers(1, 9))
+    def test_a_tfn_with_one_digit_changed_is_not_a_tfn(self, value, index, delta):
+        if not checksums.tfn_valid(value):
+            return
+        mutated = value[:index] + str((int(value[index]) + delta) % 10) + value[index + 1 :]
+        assert "pii:tfn" not in labels(outbound(f"Reference {mutated} for your case"))
+
+    @settings(deadline=None)
+    @given(st.integers(2, 6), st.text(alphabet="0123456789", min_size=7, max_size=7), st.integers(1, 9))
+    def test_every_valid_medicare_number_is_detected(self, first, rest, issue):
+        base = f"{first}{rest}"
+        number = base + checksums.medicare_check_digit(base) + str(issue)
+        written = f"{number[:4]} {number[4:9]} {number[9]}"
+        assert "pii:medicare" in labels(inbound(f"Medicare card {written}, claim rejected"))
+
+    @settings(deadline=None)
+    @given(st.text(alphabet="0123456789", min_size=9, max_size=9))
+    def test_an_abn_is_a_business_id_and_never_a_tfn(self, base):
+        abn = checksums.abn_from_base(base)
+        written = f"{abn[:2]} {abn[2:5]} {abn[5:8]} {abn[8:]}"
+        got = labels(inbound(f"Our ABN is {written}, TFN questions later"))
+        assert "business_id:abn" in got
+        assert "pii:tfn" not in got
+
+    @settings(deadline=None)
+    @given(st.text(alphabet="0123456789", min_size=15, max_size=15))
+    def test_every_luhn_card_number_is_detected(self, partial):
+        card = partial + checksums.luhn_check_digit(partial)
+        if card[0] == "0":
+            return
+        written = " ".join(card[i : i + 4] for i in range(0, 16, 4))
+        assert "pii:card" in labels(outbound(f"Refund to card {written}"))
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "The grant was $1,234,567 last year",
+            "Call Lifeline on 13 11 14 or 1800 551 800",
+            "Booking ref 482913775, can I change it?",
+            "Invoice INV-20931 and REF-2024-118392",
+        ],
+    )
+    def test_money_service_numbers_and_references_are_not_personal_information(self, text):
+        assert not {label for label in labels(inbound(text)) if label.startswith("pii:")}
+
+    def test_public_service_numbers_may_be_published_but_a_mobile_may_not(self):
+        assert outbound("Call Lifeline on 13 11 14 or us on 1300 659 467").decision == "allow"
+        assert outbound("We called you on 0491 570 006").decision == "block"
+
+
+class TestLexicon:
+    @pytest.mark.parametrize(
+        ("word", "form"),
+        [
+            ("kill", "killing"),
+            ("die", "dying"),
+            ("stab", "stabbing"),
+            ("hurry", "hurried"),
+            ("end", "ending"),
+        ],
+    )
+    def test_inflections(self, word, form):
+        assert form in engine.inflections(word)
+
+    @pytest.mark.parametrize(
+        ("text", "hit"),
+        [
+            ("I keep thinking about ending my life", True),
+            ("I've been self-harming again", True),
+            ("i dont want to be here anymore", True),
+            ("Suicide prevention week events?", False),
+            ("I could die of embarrassment", False),
+            ("This form is killing me", False),
+        ],
+    )
+    def test_crisis_terms_match_on_word_boundaries_with_inflections_not_figures_of_speech(self, text, hit):
+        assert ("self_harm" in labels(inbound(text))) is hit
+
+    @pytest.mark.parametrize(
+        ("text", "hit"), [("f*ck this", True), ("sh1t service", True), ("Scunthorpe", False)]
+    )
+    def test_disguised_profanity(self, text, hit):
+        assert ("profanity" in labels(inbound(text))) is hit
+
+
+class TestGates:
+    def test_gates_change_no_finding_on_the_corpus(self):
+        gated, ungated = default_pack(), engine.compile_pack(default_pack().pack, gates=False)
+        for line in CORPUS.read_text().splitlines()[1:]:
+            item = json.loads(line)
+            for direction in ("inbound", "outbound"):
+                ctx = engine.Context(direction=direction, now=NOW, platform="x")
+                assert engine.evaluate(gated, item["text"], ctx) == engine.evaluate(
+                    ungated, item["text"], ctx
+                )
+
+    def test_every_form_of_every_lexicon_term_passes_its_gate(self):
+        pack = default_pack()
+        for cr in pack.rules:
+            d = cr.rule.detector
+            if d.type != "lexicon" or d.obfuscation:
+                continue
+            for term in d.terms:
+                words = term.split()
+                forms = engine.inflections(words[0].lower()) if d.inflections else [words[0].lower()]
+                for form in forms:
+                    text = " ".join(["so", form, *words[1:], "today"])
+                    ctx = engine.Context(direction="outbound" if cr.outbound else "inbound", now=NOW)
+                    modes = frozenset(cr.rule.modes.only_in)
+                    ctx = dataclasses.replace(ctx, active_modes=modes)
+                    assert cr.rule.id in {f.rule_id for f in engine.evaluate(pack, text, ctx).findings}, text
+
+
+class TestCrisisAlwaysRuns:
+    def test_a_failing_rule_is_reported_and_crisis_labels_are_still_set(self):
+        pack = default_pack()
+
+        def broken(_text: object, _ctx: object) -> list[engine.Hit]:
+            raise RuntimeError("boom")
+
+        rules = tuple(
+            dataclasses.replace(r, find=broken) if r.rule.id == "PI-06" else r for r in pack.inbound
+        )
+        damaged = dataclasses.replace(pack, inbound=rules)
+        result = engine.screen(
+            damaged, "call me 0491 570 006, I want to end my life", engine.Context("inbound", NOW)
+        )
+        assert "self_harm" in result.labels
+        assert result.risk == "critical"
+        assert result.priority == 1
+        assert result.failed_rules == ["PI-06"]
+
+    def test_a_failing_rule_makes_an_outbound_check_need_review(self):
+        pack = default_pack()
+
+        def broken(_text: object, _ctx: object) -> list[engine.Hit]:
+            raise ValueError("boom")
+
+        rules = tuple(
+            dataclasses.replace(r, find=broken) if r.rule.id == "OUT-LEN" else r for r in pack.outbound
+        )
+        damaged = dataclasses.replace(pack, outbound=rules)
+        result = engine.check(
+            damaged, "The office opens at 9am.", engine.Context("outbound", NOW, platform="x")
+        )
+        assert result.decision == "review"
+
+
+class TestOutbound:
+    def test_the_decision_is_the_strongest_action(self):
+        assert outbound("The office opens at 9am.").decision == "allow"
+        assert outbound("As we already said, the office opens at 9am.").decision == "review"
+        assert outbound("As we already said, send us your TFN.").decision == "block"
+
+    def test_findings_explain_themselves_and_suggest_a_fix(self):
+        finding = next(f for f in outbound("Please send us your TFN").findings if f.rule_id == "OUT-06")
+        assert "private channel" in (finding.suggestion or "")
+        assert finding.source
+        assert finding.severity == "high"
+
+    def test_asking_for_details_in_a_private_message_is_a_warning_not_a_block(self):
+        assert outbound("Please send us your phone number", visibility="private").decision == "allow"
+        assert "pii_request" in labels(outbound("Please send us your phone number", visibility="private"))
+
+    def test_links_must_be_government_https_and_not_shortened(self):
+        assert outbound("See https://www.ato.gov.au/tfn").decision == "allow"
+        assert outbound("See http://www.ato.gov.au/tfn").decision == "block"
+        assert outbound("See https://bit.ly/3xyz").decision == "block"
+        assert outbound("See https://example.com/offer").decision == "block"
+
+    def test_media_needs_alt_text_and_captions(self):
+        good = [engine.MediaItem("image", alt_text="Map of the M4 detour via Parramatta Road")]
+        assert outbound("Detour map", media=good).decision == "allow"
+        for bad in (
+            [engine.MediaItem("image")],
+            [engine.MediaItem("image", alt_text="image of map")],
+            [engine.MediaItem("video", captions=False)],
+        ):
+            assert outbound("Detour map", media=bad).decision == "block"
+        assert outbound("Divider", media=[engine.MediaItem("image", decorative=True)]).decision == "allow"
+
+    def test_platform_length(self):
+        assert outbound("a" * 281, platform="x").decision == "block"
+        assert outbound("a" * 281, platform="facebook").decision == "allow"
+
+    def test_a_reply_to_a_crisis_post_needs_two_24_7_services(self):
+        crisis = frozenset({"self_harm"})
+        assert outbound("Call Lifeline 13 11 14.", reply_to_labels=crisis).decision == "block"
+        ok = outbound("Lifeline 13 11 14 or Suicide Call Back Service 1300 659 467.", reply_to_labels=crisis)
+        assert ok.decision == "allow"
+
+
+class TestModes:
+    def test_caretaker_and_crisis_switch_rules_on_and_off(self):
+        promo = "We're proud to announce a new initiative, check out our giveaway :)"
+        normal = outbound(promo)
+        assert {"caretaker", "crisis_mode"}.isdisjoint(labels(normal))
+        assert "style" in labels(normal)
+        caretaker = outbound(promo, active_modes=frozenset({"caretaker"}))
+        assert caretaker.decision == "block"
+        assert "caretaker" in labels(caretaker)
+        crisis = outbound(promo, active_modes=frozenset({"crisis"}))
+        assert "crisis_mode" in labels(crisis)
+        assert "style" not in labels(crisis)
+
+    def test_a_static_schedule_window_fires_only_inside_it(self):
+        doc = MINIMAL.replace(
+            "detector: {type: regex, patterns: ['casino']}",
+            "detector: {type: schedule_window, windows: "
+            "[{start: '2026-11-26T00:00:00+00:00', end: '2026-11-27T00:00:00+00:00'}]}",
+        )
+        pack = engine.compile_pack(parse_pack(doc))
+        inside = engine.Context("outbound", NOW)
+        outside = engine.Context("outbound", NOW + timedelta(days=2))
+        assert engine.check(pack, "hi", inside).decision == "allow"  # warn is allowed, but found
+        assert [f.rule_id for f in engine.check(pack, "hi", inside).findings] == ["R-1"]
+        assert engine.check(pack, "hi", outside).findings == []
+
+
+class TestRedaction:
+    def test_overlapping_spans_merge_and_text_outside_stays(self):
+        f = engine.Finding("a", "pii:x", "high", "redact", 4, 10, "m", None, "s")
+        g = engine.Finding("b", "pii:y", "high", "redact", 8, 12, "m", None, "s")
+        assert engine.redact("abc 123456789 end", [f, g], {"a": "[A]", "b": "[B]"}) == "abc [A]9 end"
+
+    def test_redacted_text_keeps_no_personal_information(self):
+        text = "Email jo@example.com or call 0491 570 006, I live at 12 Wattle Street, DOB 01/02/1990"
+        result = inbound(text)
+        for secret in ("jo@example.com", "0491 570 006", "12 Wattle Street", "01/02/1990"):
+            assert secret not in result.redacted_text
+
+    @settings(max_examples=50, deadline=None)
+    @given(st.text(max_size=300))
+    def test_any_text_screens_without_error(self, text):
+        result = inbound(text)
+        assert result.failed_rules == []
+        for f in result.findings:
+            assert f.start is None or 0 <= f.start <= (f.end or 0) <= len(text)
