@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 SERVICES := ingest policy routing metrics
 
-.PHONY: help install run test test-unit test-integration test-e2e test-faults lint fmt docs bench bench-smoke bench-ingest bench-langdetect token migrate clean bench-policy
+.PHONY: help install run test test-unit test-integration test-e2e test-faults lint fmt docs bench bench-smoke bench-ingest bench-langdetect bench-policy bench-metrics token migrate clean
 
 help:
 	@echo "make run    - embedded Kafka broker + the four services on :8001-8004 (SQLite under ./var)"
@@ -75,6 +75,12 @@ migrate: install
 	  echo "migrating $$s"; \
 	  $(PY) -m shared.db.migrations services/$$s/migrations upgrade --url "$$url" $${schema:+--schema "$$schema"} || exit 1; \
 	done
+
+# Metrics query benchmark over 1M events (W5). The dataset is loaded once and kept (phase load), then
+# measured (phase query); BENCH_ARGS="--phase drop" removes it. See docs/benchmarks.md.
+BENCH_ARGS ?=
+bench-metrics: install
+	nice -n 10 $(PY) -m bench.metrics $(BENCH_ARGS)
 
 # Ingest throughput (single and batch) against a validate-only ceiling; PostgreSQL too with BENCH_DATABASE_URL.
 bench-ingest: install

@@ -1,25 +1,45 @@
+"""Events in: every post event is recorded once and folded into its post's facts."""
+
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from services.metrics import service
+from services.metrics.config import MetricsSettings
+from services.metrics.stats import SpikeRule
 from shared.contracts import EVENT_TYPES
 from shared.contracts.envelope import Envelope
+from shared.contracts.topics import Topic
 from shared.kafka import EventRouter, HandlerContext
 
-router = EventRouter()
 
-
-async def on_any_event(ctx: HandlerContext, envelope: Envelope[Any]) -> None:
-    await service.record_event(
-        session=ctx.session,
-        envelope=envelope,
-        topic=ctx.topic,
-        partition=ctx.partition,
-        offset=ctx.offset,
-        now=ctx.now,
+def build_router(settings: MetricsSettings) -> EventRouter:
+    router = EventRouter()
+    rule = SpikeRule(
+        baseline_hours=settings.spike_baseline_hours,
+        min_count=settings.spike_min_count,
+        ratio=settings.spike_ratio,
+        z=settings.spike_z,
     )
+    window = timedelta(minutes=settings.spike_emit_window_minutes)
 
+    async def on_post_event(ctx: HandlerContext, envelope: Envelope[Any]) -> None:
+        recorded = await service.record_event(
+            session=ctx.session,
+            envelope=envelope,
+            topic=ctx.topic,
+            partition=ctx.partition,
+            offset=ctx.offset,
+            now=ctx.now,
+            spike_rule=rule,
+            spike_emit_window=window,
+        )
+        for spike in recorded.spikes:
+            ctx.emit(spike)
 
-for _model in EVENT_TYPES.values():
-    router.add(_model, on_any_event)
+    for model in EVENT_TYPES.values():
+        # Metrics' own spike events are not about a post; everything else is.
+        if model.topic != Topic.VOLUME_SPIKES:
+            router.add(model, on_post_event)
+    return router

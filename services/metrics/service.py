@@ -1,43 +1,538 @@
-"""Recording events as facts about posts."""
+"""Metrics domain logic: record events as facts, fold them per post, count volume, detect spikes, summarise.
+
+Functions take the session and ``now`` as keyword arguments and only flush: the event-handler wrapper or the
+request dependency owns the transaction. Free text never enters this service's tables.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.metrics.models import PostEvent
-from services.metrics.repository import PostEventRepository
-from shared.contracts.envelope import Envelope
+from services.metrics import prometheus
+from services.metrics.facts import T_CREATED, T_RECEIVED, EventRecord, PostFacts, fold, parse_time
+from services.metrics.models import PostEvent, VolumeSpike
+from services.metrics.ops import replay_headers
+from services.metrics.repository import (
+    DeadLetterRepository,
+    PostEventRepository,
+    PostFactRepository,
+    RollupRepository,
+    VolumeRepository,
+)
+from services.metrics.stats import Interval, SpikeRule, bucket_start, detect_spike, percentile
+from shared.contracts.envelope import Envelope, new_event
+from shared.contracts.events import VolumeSpikeV1
+from shared.errors import Conflict, NotFound
+from shared.kafka import OutboxWriter
+from shared.logging import get_logger
+
+log = get_logger(__name__)
 
 # Free text stays out of metrics: it is personal information and no number needs it.
-TEXT_FIELDS = frozenset({"text", "redacted_text", "findings"})
+TEXT_FIELDS = frozenset({"text", "redacted_text", "findings", "reason"})
+# Hashtags are public topic markers, kept (lower-cased, bounded) so that a campaign's volume can be watched.
+HASHTAG = re.compile(r"(?<![\w#])#(\w{2,60})")
+MAX_HASHTAGS = 20
+SOURCE = "switchboard/metrics"
+
+
+def hashtags_in(text: str) -> list[str]:
+    seen: dict[str, None] = {}
+    for match in HASHTAG.finditer(text[:40_000]):
+        seen.setdefault(match.group(1).lower(), None)
+        if len(seen) >= MAX_HASHTAGS:
+            break
+    return list(seen)
 
 
 def attributes_of(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in data.items() if k not in TEXT_FIELDS}
+    attributes = {k: v for k, v in data.items() if k not in TEXT_FIELDS}
+    if isinstance(data.get("text"), str):
+        attributes["hashtags"] = hashtags_in(data["text"])
+    return attributes
+
+
+@dataclass
+class Recorded:
+    stored: bool
+    spikes: list[Envelope[VolumeSpikeV1]] = field(default_factory=list)
 
 
 async def record_event(
-    *, session: AsyncSession, envelope: Envelope[Any], topic: str, partition: int, offset: int, now: datetime
-) -> bool:
-    """Store the event once; returns False when it was already stored."""
+    *,
+    session: AsyncSession,
+    envelope: Envelope[Any],
+    topic: str,
+    partition: int,
+    offset: int,
+    now: datetime,
+    spike_rule: SpikeRule | None = None,
+    spike_emit_window: timedelta = timedelta(hours=2),
+) -> Recorded:
+    """Store the event once, refold its post's facts, count inbound volume and detect spikes.
+
+    A replayed event (already stored) changes nothing and returns ``stored=False``.
+    """
     repo = PostEventRepository(session)
     if await repo.get(envelope.id) is not None:
-        return False
+        return Recorded(stored=False)
+    attributes = attributes_of(envelope.data.model_dump(mode="json"))
     await repo.add(
         PostEvent(
             event_id=envelope.id,
             post_id=envelope.subject,
             type=envelope.type,
             source=envelope.source,
-            occurred_at=envelope.time,
+            occurred_at=_occurred_at(envelope.time, attributes),
             recorded_at=now,
             topic=topic,
             partition=partition,
             offset=offset,
-            attributes=attributes_of(envelope.data.model_dump(mode="json")),
+            attributes=attributes,
         )
     )
-    return True
+    occurred_at = _occurred_at(envelope.time, attributes)
+    facts = await refresh_facts(session=session, post_id=envelope.subject)
+    prometheus.observe_event(
+        event_type=envelope.type, occurred_at=occurred_at, facts=facts, attributes=attributes
+    )
+    spikes: list[Envelope[VolumeSpikeV1]] = []
+    for kind, key, at in volume_keys(envelope.type, attributes, envelope.time):
+        spike = await count_volume(
+            session=session,
+            kind=kind,
+            key=key,
+            at=at,
+            now=now,
+            rule=spike_rule or SpikeRule(),
+            emit_window=spike_emit_window,
+        )
+        if spike is not None:
+            spikes.append(spike)
+    return Recorded(stored=True, spikes=spikes)
+
+
+def _occurred_at(envelope_time: datetime, attributes: dict[str, Any]) -> datetime:
+    value = attributes.get("occurred_at")
+    return parse_time(value) if value else envelope_time
+
+
+async def refresh_facts(*, session: AsyncSession, post_id: str) -> PostFacts:
+    events = await PostEventRepository(session).timeline(post_id)
+    facts = fold(
+        post_id,
+        (EventRecord(e.event_id, e.type, e.occurred_at, e.attributes) for e in events),
+    )
+    repo = PostFactRepository(session)
+    rollups = RollupRepository(session)
+    before = await rollups.fact_cell(post_id)
+    await repo.upsert(facts.columns())
+    await repo.replace_labels(post_id, facts.labels)
+    await repo.add_departments(post_id, facts.departments)
+    # The day rollups of the cell the post was in and the one it is in now are stale.
+    for department, received_at in {before or (None, None), (facts.department, facts.received_at)}:
+        if received_at is not None:
+            await rollups.mark_dirty(
+                department=department or NO_DEPARTMENT, day=bucket_start(received_at, Interval.DAY)
+            )
+    return facts
+
+
+def volume_keys(
+    event_type: str, attributes: dict[str, Any], time: datetime
+) -> list[tuple[str, str, datetime]]:
+    """Which volume counters one event adds to: hashtags when a post arrives, its department once routed."""
+    if event_type == T_RECEIVED:
+        at = parse_time(attributes.get("received_at") or time)
+        return [("hashtag", tag, at) for tag in attributes.get("hashtags") or ()]
+    if event_type == T_CREATED and attributes.get("department"):
+        at = parse_time(attributes.get("post_received_at") or attributes.get("occurred_at") or time)
+        return [("department", str(attributes["department"]), at)]
+    return []
+
+
+async def count_volume(
+    *,
+    session: AsyncSession,
+    kind: str,
+    key: str,
+    at: datetime,
+    now: datetime,
+    rule: SpikeRule,
+    emit_window: timedelta,
+) -> Envelope[VolumeSpikeV1] | None:
+    """Add one post to its hour; when that first makes the hour a spike, record it and return the event.
+
+    Spikes of hours older than ``emit_window`` are recorded but not announced: rebuilding metrics from the
+    beginning of the topics must not page supervisors about last month.
+    """
+    repo = VolumeRepository(session)
+    hour = bucket_start(at, Interval.HOUR)
+    count = await repo.increment(kind=kind, key=key, bucket_start=hour)
+    if count < rule.min_count:
+        return None  # cheap exit: most hours never reach the floor
+    baseline_rows = await repo.counts(
+        kind=kind, key=key, keys=None, start=hour - timedelta(hours=rule.baseline_hours), end=hour
+    )
+    decision = detect_spike(
+        count=count, baseline=[int(count) for _key, _hour, count in baseline_rows], rule=rule
+    )
+    if not decision.is_spike or await repo.spike_exists(kind=kind, key=key, bucket_start=hour):
+        return None
+    emit = hour >= now - emit_window
+    spike = VolumeSpike(
+        id=str(uuid.uuid4()),
+        kind=kind,
+        key=key,
+        bucket_start=hour,
+        count=count,
+        baseline_mean=decision.mean,
+        baseline_stddev=decision.stddev,
+        threshold=decision.threshold,
+        detected_at=now,
+        emitted=emit,
+    )
+    await repo.add_spike(spike)
+    prometheus.VOLUME_SPIKES.labels(kind).inc()
+    if not emit:
+        return None
+    return new_event(
+        VolumeSpikeV1(
+            spike_id=spike.id,
+            kind=kind,
+            key=key,
+            bucket_start=hour,
+            count=count,
+            baseline_mean=decision.mean,
+            baseline_stddev=decision.stddev,
+            threshold=decision.threshold,
+            detected_at=now,
+        ),
+        source=SOURCE,
+        time=now,
+    )
+
+
+# --- timeliness ---------------------------------------------------------------------------------------------
+
+DURATIONS = (
+    "time_to_assign",
+    "time_to_first_response",
+    "time_to_resolve",
+    "business_time_to_assign",
+    "business_time_to_first_response",
+    "business_time_to_resolve",
+)
+PERCENTILES = (50.0, 90.0, 99.0)
+
+
+@dataclass
+class GroupSummary:
+    group: str | None
+    bucket_start: datetime
+    posts: int = 0
+    answered: int = 0
+    sla_met: int = 0
+    sla_determined: int = 0
+    breaches: int = 0
+    durations: dict[str, list[float]] = field(default_factory=lambda: {d: [] for d in DURATIONS})
+
+    @property
+    def sla_attainment_pct(self) -> float | None:
+        return attainment(self.sla_met, self.sla_determined)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "bucket_start": self.bucket_start,
+            "posts": self.posts,
+            "answered": self.answered,
+            "durations": self.percentiles(),
+            "sla_met": self.sla_met,
+            "sla_determined": self.sla_determined,
+            "sla_attainment_pct": self.sla_attainment_pct,
+            "breaches": self.breaches,
+        }
+
+    def percentiles(self) -> dict[str, dict[str, float | int | None]]:
+        out: dict[str, dict[str, float | int | None]] = {}
+        for name, values in self.durations.items():
+            values.sort()
+            out[name] = {"count": len(values)} | {f"p{int(p)}": percentile(values, p) for p in PERCENTILES}
+        return out
+
+
+def summarise_timeliness(*, rows: Iterable[Sequence[Any]], interval: Interval) -> list[GroupSummary]:
+    """Group fact rows ``(group, received_at, first_response_at, 6 durations, sla_met, breached x2)``."""
+    groups: dict[tuple[str | None, datetime], GroupSummary] = {}
+    for row in rows:
+        group = None if row[0] is None else str(row[0])
+        start = bucket_start(row[1], interval)
+        g = groups.get((group, start))
+        if g is None:
+            g = groups[(group, start)] = GroupSummary(group=group, bucket_start=start)
+        g.posts += 1
+        g.answered += row[2] is not None
+        for name, value in zip(DURATIONS, row[3:9], strict=True):
+            if value is not None:
+                g.durations[name].append(float(value))
+        if row[9] is not None:
+            g.sla_determined += 1
+            g.sla_met += bool(row[9])
+        g.breaches += bool(row[10]) or bool(row[11])
+    return sorted(groups.values(), key=lambda g: (g.bucket_start, g.group or ""))
+
+
+def summaries_from_aggregate(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+    """Rows of ``PostFactRepository.timeliness_summary_pg`` in the shape ``GroupSummary.as_dict`` gives."""
+    out = []
+    for row in rows:
+        bucket: datetime = row[1] if row[1].tzinfo else row[1].replace(tzinfo=UTC)
+        durations: dict[str, dict[str, float | int | None]] = {}
+        for i, name in enumerate(DURATIONS):
+            count, ps = int(row[4 + 2 * i]), row[5 + 2 * i] or (None, None, None)
+            durations[name] = {"count": count, "p50": ps[0], "p90": ps[1], "p99": ps[2]}
+        sla_met, sla_determined = int(row[16]), int(row[17])
+        out.append(
+            {
+                "group": None if row[0] is None else str(row[0]),
+                "bucket_start": bucket,
+                "posts": int(row[2]),
+                "answered": int(row[3]),
+                "durations": durations,
+                "sla_met": sla_met,
+                "sla_determined": sla_determined,
+                "sla_attainment_pct": attainment(sla_met, sla_determined),
+                "breaches": int(row[18]),
+            }
+        )
+    return sorted(out, key=lambda r: (r["bucket_start"], r["group"] or ""))
+
+
+async def _live_timeliness(
+    *,
+    session: AsyncSession,
+    start: datetime,
+    end: datetime,
+    group_by: str,
+    departments: set[str] | None,
+    interval: Interval,
+    max_rows: int,
+) -> list[dict[str, Any]]:
+    """Per group and bucket: posts, answered, exact percentiles, SLA attainment, breaches.
+
+    PostgreSQL aggregates in the database (percentile_disc); SQLite, which has no ordered-set aggregates,
+    streams the facts and the same nearest-rank percentile is taken here. Both give identical numbers.
+    """
+    repo = PostFactRepository(session)
+    if session.get_bind().dialect.name == "postgresql":
+        rows = await repo.timeliness_summary_pg(
+            start=start, end=end, group_by=group_by, departments=departments, interval=interval.value
+        )
+        return summaries_from_aggregate(rows)
+    facts = await repo.timeliness_rows(
+        start=start, end=end, group_by=group_by, departments=departments, limit=max_rows + 1
+    )
+    if len(facts) > max_rows:
+        raise TooManyRows(max_rows)
+    return [g.as_dict() for g in summarise_timeliness(rows=facts, interval=interval)]
+
+
+#: The rollup cell of posts not routed to a department yet (``group: null``).
+NO_DEPARTMENT = ""
+ROLLUP_FIELDS = (
+    "posts",
+    "answered",
+    "durations",
+    "sla_met",
+    "sla_determined",
+    "sla_attainment_pct",
+    "breaches",
+)
+
+
+def _is_midnight(at: datetime) -> bool:
+    return bucket_start(at, Interval.DAY) == at
+
+
+async def timeliness(
+    *,
+    session: AsyncSession,
+    start: datetime,
+    end: datetime,
+    group_by: str,
+    departments: set[str] | None,
+    interval: Interval,
+    max_rows: int,
+    use_rollups: bool = True,
+) -> list[dict[str, Any]]:
+    """Per group and bucket: posts, answered, exact percentiles, SLA attainment, breaches.
+
+    By department in whole UTC days, clean days come from the ``timeliness_day`` rollup and only days with a
+    pending change are computed live: the same exact numbers, without reading every post of the window.
+    """
+    whole_days = interval is Interval.DAY and _is_midnight(start) and _is_midnight(end)
+    if not (use_rollups and group_by == "department" and whole_days):
+        return await _live_timeliness(
+            session=session,
+            start=start,
+            end=end,
+            group_by=group_by,
+            departments=departments,
+            interval=interval,
+            max_rows=max_rows,
+        )
+    cells, dirty = await RollupRepository(session).cells_and_dirty_days(
+        start=start, end=end, departments=departments
+    )
+    out: list[dict[str, Any]] = [
+        {"group": department or None, "bucket_start": day} | {k: summary[k] for k in ROLLUP_FIELDS}
+        for department, day, summary in cells
+    ]
+    for day in sorted(dirty):
+        out += await _live_timeliness(
+            session=session,
+            start=day,
+            end=day + timedelta(days=1),
+            group_by=group_by,
+            departments=departments,
+            interval=interval,
+            max_rows=max_rows,
+        )
+    return sorted(out, key=lambda r: (r["bucket_start"], r["group"] or ""))
+
+
+async def refresh_rollups(*, session: AsyncSession, limit: int = 200, max_rows: int = 1_000_000) -> int:
+    """Recompute up to ``limit`` stale (department, day) rollups; returns how many were recomputed."""
+    rollups = RollupRepository(session)
+    cells = await rollups.dirty_cells(limit)
+    for department, day, version in cells:
+        if department == NO_DEPARTMENT:
+            # Posts without a department match no department filter: read them with the unfiltered query.
+            rows = await _live_timeliness(
+                session=session,
+                start=day,
+                end=day + timedelta(days=1),
+                group_by="department",
+                departments=None,
+                interval=Interval.DAY,
+                max_rows=max_rows,
+            )
+            rows = [r for r in rows if r["group"] is None]
+        else:
+            rows = await _live_timeliness(
+                session=session,
+                start=day,
+                end=day + timedelta(days=1),
+                group_by="department",
+                departments={department},
+                interval=Interval.DAY,
+                max_rows=max_rows,
+            )
+        summary = {k: rows[0][k] for k in ROLLUP_FIELDS} if rows else None
+        await rollups.put(department=department, day=day, summary=summary)
+        await rollups.clear_dirty(department=department, day=day, version=version)
+    return len(cells)
+
+
+class TooManyRows(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit} posts")
+        self.limit = limit
+
+
+def attainment(met: int, determined: int) -> float | None:
+    return None if determined == 0 else round(100.0 * met / determined, 2)
+
+
+def group_by_department_filter(departments: set[str] | None, requested: str | None) -> set[str] | None:
+    """The departments a query may read: a supervisor's own (narrowed by ``requested``), or all (None)."""
+    if requested is None:
+        return departments
+    if departments is None:
+        return {requested}
+    return {requested} & departments
+
+
+def waiting_age(since: datetime | str | None, now: datetime) -> float | None:
+    if since is None:
+        return None
+    # min() over a CASE loses the column type on SQLite: the value may come back as text.
+    at = since if isinstance(since, datetime) else datetime.fromisoformat(str(since))
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    return max(0.0, (now - at).total_seconds())
+
+
+async def refresh_backlog_gauges(*, session: AsyncSession, now: datetime) -> int:
+    rows = await PostFactRepository(session).backlog(departments=None, now=now)
+    prometheus.set_backlog(rows, ages=[waiting_age(r[3], now) for r in rows])
+    return len(rows)
+
+
+def volume_series(rows: Iterable[Sequence[Any]], interval: Interval) -> dict[str, dict[datetime, int]]:
+    """Roll hourly counts ``(key, hour, count)`` up to the requested interval."""
+    out: dict[str, dict[datetime, int]] = defaultdict(lambda: defaultdict(int))
+    for key, hour, count in rows:
+        out[str(key)][bucket_start(hour, interval)] += int(count)
+    return out
+
+
+# --- dead letters -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Replayed:
+    dead_letter_id: int
+    replay_id: str
+    topic: str
+    replay_count: int
+
+
+async def replay_dead_letter(
+    *,
+    session: AsyncSession,
+    outbox: OutboxWriter,
+    dead_letter_id: int,
+    actor: str,
+    reason: str,
+    now: datetime,
+) -> Replayed:
+    """Re-publish a dead letter to its original topic through the outbox, with an audit row, atomically."""
+    repo = DeadLetterRepository(session)
+    dead = await repo.get(dead_letter_id)
+    if dead is None:
+        raise NotFound(f"No dead letter {dead_letter_id}.")
+    if not dead.original_topic:
+        raise Conflict("This dead letter does not say which topic it came from; it cannot be replayed.")
+    replay_id = str(uuid.uuid4())
+    outbox.add_raw(
+        session,
+        event_id=dead.event_id or replay_id,
+        topic=dead.original_topic,
+        key=dead.key or dead.event_id or replay_id,
+        value=dead.value,
+        headers=replay_headers(dead.headers, replay_id=replay_id),
+    )
+    replay_count = await repo.record_replay(dead_letter=dead, actor=actor, reason=reason, now=now)
+    log.info(
+        "dead_letter_replayed",
+        dead_letter_id=dead.id,
+        replay_id=replay_id,
+        actor=actor,
+        topic=dead.original_topic,
+        consumer_group=dead.consumer_group,
+    )
+    return Replayed(
+        dead_letter_id=dead.id,
+        replay_id=replay_id,
+        topic=dead.original_topic,
+        replay_count=replay_count,
+    )

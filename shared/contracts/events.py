@@ -271,6 +271,31 @@ class SlaBreachedV1(_SlaEvent):
     topic: ClassVar[str] = Topic.SLA
 
 
+class VolumeSpikeV1(EventModel):
+    """Inbound volume of a department or hashtag jumped far above its recent baseline (metrics detects it).
+
+    Not about one post: the Kafka key and CloudEvents subject are ``<kind>:<key>`` (``department:transport``).
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    event_type: ClassVar[str] = "switchboard.volume.spike.v1"
+    topic: ClassVar[str] = Topic.VOLUME_SPIKES
+
+    spike_id: str = Field(max_length=64)
+    kind: Literal["department", "hashtag"]
+    key: str = Field(min_length=1, max_length=100)
+    bucket_start: datetime = Field(description="Start of the hour whose inbound count spiked.")
+    interval_seconds: int = Field(3600, ge=60)
+    count: int = Field(ge=0)
+    baseline_mean: float = Field(ge=0, description="Mean count of the baseline hours before the bucket.")
+    baseline_stddev: float = Field(ge=0)
+    threshold: float = Field(ge=0, description="The count at which the bucket became a spike.")
+    detected_at: datetime
+
+    def subject(self) -> str:
+        return f"{self.kind}:{self.key}"
+
+
 EVENT_TYPES: dict[str, type[EventModel]] = {
     model.event_type: model
     for model in (
@@ -291,5 +316,6 @@ EVENT_TYPES: dict[str, type[EventModel]] = {
         ReplyPublishedV1,
         SlaWarningV1,
         SlaBreachedV1,
+        VolumeSpikeV1,
     )
 }

@@ -28,8 +28,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from pydantic import ValidationError
+from sqlalchemy import delete, insert, select
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import failpoints
@@ -40,9 +40,18 @@ from shared.db.engine import Database
 from shared.kafka.outbox import CORRELATION_HEADER, OutboxWriter
 from shared.kafka.tables import InboxMixin
 from shared.logging import get_logger, log_context
-from shared.observability import DEAD_LETTERS, EVENTS_CONSUMED, HANDLER_FAILURES, HANDLER_SECONDS
+from shared.observability import (
+    CONSUMER_LAG,
+    DEAD_LETTERS,
+    EVENTS_CONSUMED,
+    HANDLER_FAILURES,
+    HANDLER_SECONDS,
+)
 
 log = get_logger(__name__)
+
+#: Header of a message re-published from a dead-letter topic by ops (value: the replay's audit id).
+DLQ_REPLAY_HEADER = "dlq_replay_id"
 
 E = TypeVar("E", bound=EventModel)
 
@@ -227,6 +236,16 @@ class ConsumerRunner:
             except (CommitFailedError, IllegalStateError, KafkaError) as exc:
                 # Lost the partitions in a rebalance: the new owner re-reads and its inbox absorbs it.
                 log.warning("offset_commit_failed", group=self.group_id, error_type=type(exc).__name__)
+            self._sample_lag(offsets)
+
+    def _sample_lag(self, offsets: dict[TopicPartition, int]) -> None:
+        """Lag = partition end (high watermark from the last fetch) - next offset this group will read."""
+        if self.consumer is None:
+            return
+        for tp, next_offset in offsets.items():
+            end = self.consumer.highwater(tp)
+            if end is not None:
+                CONSUMER_LAG.labels(tp.topic, str(tp.partition), self.group_id).set(max(0, end - next_offset))
 
     async def _handle_with_retry(
         self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
@@ -286,12 +305,25 @@ class ConsumerRunner:
     async def _seen(self, session: AsyncSession, items: list[_Item]) -> set[str]:
         inbox = self.inbox_model
         result = await session.execute(
-            select(inbox.event_id).where(
+            select(inbox.event_id, inbox.outcome).where(
                 inbox.consumer_group == self.group_id,
                 inbox.event_id.in_([i.event_id for i in items]),
             )
         )
-        return set(result.scalars())
+        outcomes: dict[str, str] = dict(result.all())
+        # An ops replay of a dead letter (metrics' POST /v1/ops/dead-letters/{id}/replay) must be handled
+        # again, not skipped as a duplicate: forget its dead_lettered inbox row. Nothing else is retried.
+        retry = [
+            i.event_id
+            for i in items
+            if outcomes.get(i.event_id) == "dead_lettered"
+            and any(k == DLQ_REPLAY_HEADER for k, _ in (i.record.headers or ()))
+        ]
+        if retry:
+            await session.execute(
+                delete(inbox).where(inbox.consumer_group == self.group_id, inbox.event_id.in_(retry))
+            )
+        return set(outcomes) - set(retry)
 
     def _context(self, session: AsyncSession, item: _Item) -> HandlerContext:
         return HandlerContext(
