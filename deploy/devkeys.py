@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import argparse
 import secrets
-import time
+import sys
 from pathlib import Path
 
-import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+# Run as a script (`python deploy/devkeys.py`): make the repository's kit importable.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from shared.auth import sign_token
 
 SERVICES = ("ingest", "policy", "routing", "metrics")
 DEFAULT_DIR = Path(__file__).resolve().parent / "secrets"
@@ -84,19 +87,17 @@ def token(
     ttl_seconds: int = 8 * 3600,
 ) -> str:
     """An EdDSA bearer token the Compose stack accepts (same claims as ``make token``)."""
-    now = int(time.time())
-    claims = {
-        "sub": subject,
-        "roles": roles,
-        "departments": departments,
-        "iss": issuer,
-        "aud": audience,
-        "iat": now,
-        "nbf": now,
-        "exp": now + ttl_seconds,
-    }
     key = serialization.load_pem_private_key((directory / PRIVATE_KEY).read_bytes(), password=None)
-    return jwt.encode(claims, key, algorithm="EdDSA")  # type: ignore[arg-type]
+    return sign_token(
+        key=key,
+        algorithm="EdDSA",
+        subject=subject,
+        roles=roles,
+        departments=departments,
+        issuer=issuer,
+        audience=audience,
+        ttl_seconds=ttl_seconds,
+    )
 
 
 def main() -> None:

@@ -140,9 +140,10 @@ def require_roles(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Pri
     return dependency
 
 
-def mint_dev_token(
+def sign_token(
     *,
-    secret: str,
+    key: Any,
+    algorithm: str,
     subject: str,
     roles: list[str],
     departments: list[str],
@@ -150,6 +151,7 @@ def mint_dev_token(
     audience: str = "switchboard",
     ttl_seconds: int = 8 * 3600,
 ) -> str:
+    """A bearer token with the claims the verifier requires, signed with ``key``."""
     now = int(time.time())
     claims = {
         "sub": subject,
@@ -161,7 +163,30 @@ def mint_dev_token(
         "nbf": now,
         "exp": now + ttl_seconds,
     }
-    return jwt.encode(claims, secret, algorithm="HS256")
+    return jwt.encode(claims, key, algorithm=algorithm)
+
+
+def mint_dev_token(
+    *,
+    secret: str,
+    subject: str,
+    roles: list[str],
+    departments: list[str],
+    issuer: str = "switchboard",
+    audience: str = "switchboard",
+    ttl_seconds: int = 8 * 3600,
+) -> str:
+    """An HS256 development token (accepted only where AUTH_DEV_SECRET is set)."""
+    return sign_token(
+        key=secret,
+        algorithm="HS256",
+        subject=subject,
+        roles=roles,
+        departments=departments,
+        issuer=issuer,
+        audience=audience,
+        ttl_seconds=ttl_seconds,
+    )
 
 
 def main() -> None:
