@@ -1,6 +1,8 @@
 """``make bench``: the platform beside its baselines, in one run on one machine.
 
 - B0: raw aiokafka relay through the same broker and hop count (the Kafka ceiling), bench/relay.py.
+- B1: a naive synchronous monolith (validate, screen, route, one commit per request, no Kafka),
+  bench/monolith.py.
 - B2: a FastAPI validate-only endpoint (the HTTP ceiling), bench/ceiling.py.
 - W1: ingest POST /v1/posts, closed loop at 64 connections (durable: 202 after the commit).
 - W2: open-loop end-to-end latency from each post's *scheduled* send time to its assignment.created event
@@ -200,6 +202,31 @@ async def http_closed_loop(port: int, path: str, seconds: float, *, token: str |
     }
 
 
+async def baseline_server(command: list[str], profile: Profile) -> dict[str, float]:
+    """Serve a baseline app as its own process and load it like ingest: 64 connections, closed loop."""
+    port = free_port()
+    module, *args = command
+    server = subprocess.Popen([sys.executable, "-m", module, str(port), *args], cwd=ROOT)  # noqa: S603, ASYNC220
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            except OSError:
+                await asyncio.sleep(0.2)
+        await http_closed_loop(port, "/v1/posts", 1.0, token=None)  # warm-up
+        runs = [
+            await http_closed_loop(port, "/v1/posts", profile.http_seconds, token=None)
+            for _ in range(profile.repeats)
+        ]
+    finally:
+        server.terminate()
+        server.wait(10)
+    return {k: median_of(runs, k) for k in runs[0]}
+
+
 def median_of(runs: list[dict[str, Any]], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
@@ -228,20 +255,11 @@ async def main_async(profile: Profile, var_dir: Path) -> dict[str, Any]:
         ]
         report["B0"] = {k: median_of(b0, k) for k in b0[0]}
 
-        # B2: the HTTP ceiling.
-        port = free_port()
-        ceiling = subprocess.Popen([sys.executable, "-m", "bench.ceiling", str(port)], cwd=ROOT)  # noqa: S603, ASYNC220
-        try:
-            await asyncio.sleep(3.0)
-            await http_closed_loop(port, "/v1/posts", 1.0, token=None)  # warm-up
-            b2 = [
-                await http_closed_loop(port, "/v1/posts", profile.http_seconds, token=None)
-                for _ in range(profile.repeats)
-            ]
-        finally:
-            ceiling.terminate()
-            ceiling.wait(10)
-        report["B2"] = {k: median_of(b2, k) for k in b2[0]}
+        # B2: the HTTP ceiling; B1: the naive synchronous monolith (one commit per request, no Kafka).
+        report["B2"] = await baseline_server(["bench.ceiling"], profile)
+        report["B1"] = await baseline_server(
+            ["bench.monolith", f"sqlite+aiosqlite:///{var_dir / 'b1.db'}"], profile
+        )
 
         os.environ["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
         platform = Platform(var_dir=var_dir, ports={n: free_port() for n in SERVICES}, extra_env=env)
@@ -286,7 +304,7 @@ def _row(*cells: object) -> str:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    b0, b2, w1 = report["B0"], report["B2"], report["W1"]
+    b0, b1, b2, w1 = report["B0"], report["B1"], report["B2"], report["W1"]
     m = report["machine"]
     repeats = PROFILES[report["profile"]].repeats
     lines = [
@@ -302,6 +320,15 @@ def markdown(report: dict[str, Any]) -> str:
             f"{b0['p99_ms']:.1f}",
             f"{b0['lost']:.0f}",
             f"{b0['duplicates']:.0f}",
+            "",
+        ),
+        _row(
+            "B1 naive monolith: validate, screen, route, 1 commit/request (64 conn.)",
+            f"{b1['rate']:.0f}",
+            f"{b1['p50_ms']:.1f}",
+            f"{b1['p99_ms']:.1f}",
+            "",
+            "",
             "",
         ),
         _row(
@@ -344,7 +371,7 @@ def markdown(report: dict[str, Any]) -> str:
             "",
             "",
             "",
-            f"platform/B0 = {sustained / b0['rate']:.2f}",
+            f"platform/B0 = {sustained / b0['rate']:.2f}, platform/B1 = {sustained / max(b1['rate'], 1):.2f}",
         ),
         "",
         "CPU time per post (ms), at each W2 rate:",
