@@ -311,7 +311,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"Run {report['started_at']} ({report['profile']} profile), {m['cpus']} CPUs, Python {m['python']}, "
         f"load average at start {m['load_average_at_start'][0]:.1f}. Medians of {repeats}.",
         "",
-        _row("Workload", "Rate (/s)", "p50 ms", "p99 ms", "Lost", "Duplicates", "Ratio"),
+        _row("Workload", "Rate (/s)", "p50 ms", "p99 ms", "Not delivered in time", "Duplicates", "Ratio"),
         "|---|---|---|---|---|---|---|",
         _row(
             "B0 raw aiokafka relay, 3 hops",
