@@ -87,6 +87,8 @@ class TestInboundScreening:
                 bootstrap_servers=settings.kafka.bootstrap_servers,
                 auto_offset_reset="earliest",
                 group_id=f"test-{uuid.uuid4().hex}",
+                session_timeout_ms=2000,
+                heartbeat_interval_ms=400,
             )
             await consumer.start()
             try:

@@ -58,6 +58,9 @@ class Bus:
             group_id=f"test-{uuid.uuid4().hex[:8]}",
             auto_offset_reset="earliest",
             fetch_max_wait_ms=10,
+            # Tansu answers a JoinGroup after half the session timeout (aiokafka's default: 10 s).
+            session_timeout_ms=2000,
+            heartbeat_interval_ms=400,
         )
         self.seen: list[dict[str, Any]] = []
 
