@@ -522,8 +522,10 @@ class AuditVerificationRead(BaseModel):
     head_hash: str | None
 
 
+AuditAdmin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+
+
 def audit_router(trail: AuditTrail) -> APIRouter:
-    admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
     router = APIRouter(
         prefix="/v1/audit",
         tags=["audit"],
@@ -544,7 +546,7 @@ def audit_router(trail: AuditTrail) -> APIRouter:
     )
     async def list_audit(
         session: SessionDep,
-        _principal: admin,
+        _principal: AuditAdmin,
         action: Annotated[str | None, Query(max_length=MAX_ACTION, description="e.g. `policy.check`")] = None,
         object_type: Annotated[str | None, Query(max_length=MAX_OBJECT_TYPE)] = None,
         object_id: Annotated[str | None, Query(max_length=MAX_OBJECT_ID)] = None,
@@ -573,7 +575,7 @@ def audit_router(trail: AuditTrail) -> APIRouter:
         response_model=AuditVerificationRead,
         summary="Walk the whole hash chain and report the first broken entry (admin)",
     )
-    async def verify_audit(session: SessionDep, _principal: admin) -> AuditVerificationRead:
+    async def verify_audit(session: SessionDep, _principal: AuditAdmin) -> AuditVerificationRead:
         result = await trail.verify(session)
         if not result.ok:
             log.error("audit_chain_broken", first_broken_seq=result.first_broken_seq, reason=result.reason)
