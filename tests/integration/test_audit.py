@@ -59,6 +59,27 @@ async def cli(settings: BaseServiceSettings) -> int:
     return await proc.wait()
 
 
+async def make_audit_verify(policy: BaseServiceSettings, tmp_path: Any) -> tuple[int, str]:
+    """``make audit-verify`` with policy's database as given and the other services' (SQLite) absent."""
+    env = {
+        **os.environ,
+        "POLICY_DATABASE_URL": policy.database_url,
+        "POLICY_DATABASE_SCHEMA": policy.database_schema or "",
+    }
+    for other in ("ROUTING", "METRICS"):
+        env[f"{other}_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path}/absent-{other.lower()}.db"
+    proc = await asyncio.create_subprocess_exec(
+        "make",
+        "-s",
+        "audit-verify",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    return int(proc.returncode or 0), out.decode()
+
+
 async def entries(client: httpx.AsyncClient, admin: dict[str, str], **params: Any) -> list[dict[str, Any]]:
     r = await client.get("/v1/audit", params=params, headers=admin)
     assert r.status_code == 200, r.text
@@ -83,7 +104,7 @@ def assert_linked(items: list[dict[str, Any]]) -> None:
 
 class TestPolicyAudit:
     async def test_checks_packs_and_modes_are_audited_and_tampering_is_detected(
-        self, make_settings, running, token
+        self, make_settings, running, token, tmp_path
     ) -> None:
         settings = make_settings(PolicySettings)
         admin = token("admin", subject="alice")
@@ -177,6 +198,8 @@ class TestPolicyAudit:
                 "head_hash": items[0]["entry_hash"],
             }
             assert await cli(settings) == 0
+            code, out = await make_audit_verify(settings, tmp_path)
+            assert code == 0, out
 
             # Someone edits the recorded decision of the check: found at that entry.
             await sql(settings, "UPDATE audit_entry SET actor = 'mallory' WHERE seq = 1")
@@ -191,6 +214,10 @@ class TestPolicyAudit:
             broken = await verify(client, admin)
             assert (broken["ok"], broken["first_broken_seq"]) == (False, 2)
             assert await cli(settings) == 1
+            code, out = await make_audit_verify(settings, tmp_path)
+            assert code != 0
+            assert '"service": "policy"' in out
+            assert '"first_broken_seq": 2' in out
 
 
 class TestRoutingAudit:
