@@ -7,7 +7,7 @@ export PYTHONPATH := $(CURDIR)
 SERVICES := ingest policy routing metrics
 AUDITED := policy routing metrics
 
-.PHONY: help install run test test-unit test-integration test-e2e test-faults lint fmt docs audit-verify bench bench-smoke bench-ingest bench-langdetect bench-policy bench-metrics token migrate clean
+.PHONY: help install run test test-unit test-integration test-e2e test-faults lint fmt docs audit-verify bench bench-smoke bench-ingest bench-langdetect bench-policy bench-metrics bench-audit token migrate clean
 
 help:
 	@echo "make run    - embedded Kafka broker + the four services on :8001-8004 (SQLite under ./var)"
@@ -103,6 +103,10 @@ bench-langdetect: install
 # Policy benchmark: in-process screenings/s and POST /v1/checks p50/p99 (about 30 s).
 bench-policy: install
 	$(PY) bench/policy.py $(BENCH_ARGS)
+
+# What the audit trail costs per transaction, alone and with concurrent writers (about 30 s per database).
+bench-audit: install
+	$(PY) -m bench.audit
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -522,6 +522,8 @@ class AuditVerificationRead(BaseModel):
     head_hash: str | None
 
 
+#: Filters are compared with stored text; a NUL character cannot be stored (PostgreSQL) so it cannot match.
+NO_NUL = r"^[^\x00]*$"
 AuditAdmin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
 
 
@@ -547,10 +549,12 @@ def audit_router(trail: AuditTrail) -> APIRouter:
     async def list_audit(
         session: SessionDep,
         _principal: AuditAdmin,
-        action: Annotated[str | None, Query(max_length=MAX_ACTION, description="e.g. `policy.check`")] = None,
-        object_type: Annotated[str | None, Query(max_length=MAX_OBJECT_TYPE)] = None,
-        object_id: Annotated[str | None, Query(max_length=MAX_OBJECT_ID)] = None,
-        actor: Annotated[str | None, Query(max_length=MAX_ACTOR)] = None,
+        action: Annotated[
+            str | None, Query(max_length=MAX_ACTION, pattern=NO_NUL, description="e.g. `policy.check`")
+        ] = None,
+        object_type: Annotated[str | None, Query(max_length=MAX_OBJECT_TYPE, pattern=NO_NUL)] = None,
+        object_id: Annotated[str | None, Query(max_length=MAX_OBJECT_ID, pattern=NO_NUL)] = None,
+        actor: Annotated[str | None, Query(max_length=MAX_ACTOR, pattern=NO_NUL)] = None,
         since: Annotated[AwareDatetime | None, Query(description="Entries at or after this time.")] = None,
         before_seq: Annotated[int | None, Query(ge=1, le=2**62)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,

@@ -182,6 +182,8 @@ class TestPolicyAudit:
                 {"limit": 501},
                 {"limit": 0},
                 {"since": "2026-01-01T00:00:00"},
+                {"object_id": "a\x00b"},
+                {"action": "x" * 65},
                 {"before_seq": 0},
             ):
                 r = await client.get("/v1/audit", params=bad_params, headers=admin)
