@@ -37,7 +37,7 @@ from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel, Field
-from sqlalchemy import JSON, BigInteger, Integer, String, event, func, insert, select, update
+from sqlalchemy import JSON, BigInteger, Integer, String, Table, event, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
@@ -342,12 +342,17 @@ class AuditTrail:
         sync.info.setdefault(_PENDING, []).append(_Pending(self, transaction, fields))
 
     def _append(self, session: Session, fields: Sequence[dict[str, Any]]) -> None:
-        head_model, entry_model = self.head_model, self.entry_model
-        lock = select(head_model.seq, head_model.entry_hash).where(head_model.id == HEAD_ID).with_for_update()
-        row = session.execute(lock).one_or_none()
+        # The transaction's own changes are flushed first, so the chain lock is taken last and held only for
+        # the three statements below and the commit (and never while waiting for another row lock).
+        session.flush()
+        conn = session.connection()
+        head: Table = self.head_model.__table__  # type: ignore[attr-defined]
+        entries: Table = self.entry_model.__table__  # type: ignore[attr-defined]
+        lock = select(head.c.seq, head.c.entry_hash).where(head.c.id == HEAD_ID).with_for_update()
+        row = conn.execute(lock).one_or_none()
         if row is None:
             self._create_head(session)
-            row = session.execute(lock).one()
+            row = conn.execute(lock).one()
         seq, prev = int(row[0]), str(row[1])
         rows = []
         for f in fields:
@@ -355,11 +360,9 @@ class AuditTrail:
             digest = entry_hash(prev, seq, f)
             rows.append({**f, "seq": seq, "prev_hash": prev, "entry_hash": digest})
             prev = digest
-        session.execute(insert(entry_model), rows)
-        session.execute(
-            update(head_model)
-            .where(head_model.id == HEAD_ID)
-            .values(seq=seq, entry_hash=prev, updated_at=utcnow())
+        conn.execute(insert(entries), rows)
+        conn.execute(
+            update(head).where(head.c.id == HEAD_ID).values(seq=seq, entry_hash=prev, updated_at=utcnow())
         )
 
     def _create_head(self, session: Session) -> None:
