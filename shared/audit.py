@@ -137,7 +137,11 @@ def entry_hash(prev_hash: str, seq: int, fields: dict[str, Any]) -> str:
 
 def _clean(value: Any, limit: int) -> str:
     """Text a database accepts everywhere (no NUL, valid UTF-8), at most ``limit`` characters."""
-    text = str(value).replace("\x00", "\ufffd")[:limit]
+    text = (value if isinstance(value, str) else str(value))[:limit]
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    if text.isascii():  # the common case: nothing to repair
+        return text
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
