@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.metrics import endpoints, handlers, service
+from services.metrics import audit, endpoints, handlers, service
 from services.metrics.config import MetricsSettings
 from services.metrics.models import Inbox, Outbox
 from services.metrics.ops import DeadLetterCollector
@@ -59,7 +59,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         runtime=runtime,
         title="Switchboard metrics",
         description="Consumes every topic and serves post timelines, timeliness and platform health.",
-        routers=[endpoints.router, endpoints.ops_router],
+        routers=[endpoints.router, endpoints.ops_router, audit.trail.router()],
     )
     runtime_lifespan = app.router.lifespan_context
 

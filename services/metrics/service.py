@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.metrics import prometheus
+from services.metrics import audit, prometheus
 from services.metrics.facts import T_CREATED, T_RECEIVED, EventRecord, PostFacts, fold, parse_time
 from services.metrics.models import PostEvent, VolumeSpike
 from services.metrics.ops import replay_headers
@@ -522,6 +522,9 @@ async def replay_dead_letter(
         headers=replay_headers(dead.headers, replay_id=replay_id),
     )
     replay_count = await repo.record_replay(dead_letter=dead, actor=actor, reason=reason, now=now)
+    audit.dead_letter_replayed(
+        session, dead, replay_id=replay_id, actor=actor, reason=reason, replay_count=replay_count
+    )
     log.info(
         "dead_letter_replayed",
         dead_letter_id=dead.id,

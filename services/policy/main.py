@@ -4,7 +4,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.policy import endpoints, handlers
+from services.policy import audit, endpoints, handlers
 from services.policy.config import PolicySettings
 from services.policy.models import Inbox, Outbox
 from shared.runtime import ConsumerSpec, ServiceRuntime, build_app
@@ -26,5 +26,5 @@ def create_app(settings: PolicySettings | None = None) -> FastAPI:
         runtime=runtime,
         title="Switchboard policy",
         description="Screens inbound posts and checks outbound replies against the active policy pack.",
-        routers=[endpoints.router],
+        routers=[endpoints.router, audit.trail.router()],
     )

@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.audit import AuditEntryMixin, AuditHeadMixin
 from shared.db import TYPE_ANNOTATION_MAP, new_metadata
 from shared.kafka import InboxMixin, OutboxMixin
 
@@ -110,3 +111,13 @@ class Check(Base):
     active_modes: Mapped[list[str]] = mapped_column(JSON)
     checked_by: Mapped[str] = mapped_column(String(200))
     checked_at: Mapped[datetime]
+
+
+class AuditEntry(AuditEntryMixin, Base):
+    """The service's hash-chained audit log (shared.audit, docs/audit.md)."""
+
+    __tablename__ = "audit_entry"
+
+
+class AuditHead(AuditHeadMixin, Base):
+    __tablename__ = "audit_head"

@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.policy import engine
+from services.policy import audit, engine
 from services.policy.models import Check, ModeChange, PolicyActivation, PolicyPackVersion, Screening
 from services.policy.pack import PolicyPack, parse_pack
 from services.policy.repository import (
@@ -259,6 +259,7 @@ async def run_check(*, session: AsyncSession, request: CheckCreate, checked_by: 
         checked_at=now,
     )
     await CheckRepository(session).add(check)
+    audit.check_decided(session, check)
     return check
 
 
@@ -340,6 +341,7 @@ async def upload_pack(
         created_at=now,
     )
     await repo.add(row)
+    audit.pack_uploaded(session, row)
     return row
 
 
@@ -352,6 +354,7 @@ async def activate(
         policy_version=policy_version, activated_by=activated_by, reason=reason, activated_at=now
     )
     await ActivationRepository(session).add(row)
+    audit.pack_activated(session, row)
     invalidate_state(session)
     log.info("policy_activated", policy_version=policy_version, by=activated_by)
     return row
@@ -411,6 +414,7 @@ async def set_mode(*, session: AsyncSession, change: ModeSet, changed_by: str, n
         changed_at=now,
     )
     await ModeRepository(session).add(row)
+    audit.mode_changed(session, row)
     invalidate_state(session)
     log.info(
         "mode_changed",

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.routing import rules, service
+from services.routing import audit, rules, service
 from services.routing.clients import PolicyClient, Publisher
 from services.routing.models import Department, Queue, Responder, RuleSetRow, SlaPolicy
 from services.routing.repository import (
@@ -81,6 +81,7 @@ def _emit(request: Request, session: AsyncSession, events: list[Any]) -> None:
     outbox = request.app.state.runtime.outbox
     for envelope in events:
         outbox.add(session, envelope)
+    audit.record_events(session, events, actor=request.state.principal.subject)
 
 
 def _may_manage(principal: Principal, departments: list[str] | set[str]) -> None:
@@ -344,6 +345,7 @@ async def create_ruleset(
         created_by=principal.subject[:100],
         created_at=_now(),
     )
+    audit.ruleset_changed(session, row, actor=principal.subject, action="routing.rules_created")
     return await repo.add(row)
 
 
@@ -372,10 +374,11 @@ async def get_ruleset(version: int, session: SessionDep, _: DirectoryReader) -> 
     tags=["rules"],
     responses=problem_responses(404),
 )
-async def activate_ruleset(version: int, session: SessionDep, _: Admin) -> RuleSetRow:
+async def activate_ruleset(version: int, session: SessionDep, principal: Admin) -> RuleSetRow:
     row = await _ruleset(session, version)
     await RuleSetRepository(session).deactivate_all()
     row.active = True
+    audit.ruleset_changed(session, row, actor=principal.subject, action="routing.rules_activated")
     await session.flush()
     return row
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.routing import service
+from services.routing import audit, service
 from shared.contracts import PostReceivedV1, PostScreenedV1
 from shared.contracts.envelope import Envelope
 from shared.kafka import EventRouter, HandlerContext
@@ -18,9 +18,11 @@ def build_router(config: service.RoutingConfig) -> EventRouter:
 
     @router.on(PostScreenedV1)
     async def on_post_screened(ctx: HandlerContext, envelope: Envelope[Any]) -> None:
-        for event in await service.assign_post(
+        events = await service.assign_post(
             session=ctx.session, post=envelope.data, config=config, now=ctx.now
-        ):
+        )
+        for event in events:
             ctx.emit(event)
+        audit.record_events(ctx.session, events, actor=audit.CONSUMER_ACTOR)
 
     return router

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from services.routing import endpoints, handlers, service
+from services.routing import audit, endpoints, handlers, service
 from services.routing.clients import LoggingPublisher, PolicyClient, Publisher
 from services.routing.config import RoutingSettings
 from services.routing.models import Inbox, Outbox
@@ -40,6 +40,7 @@ async def run_timers(runtime: ServiceRuntime, config: service.RoutingConfig, int
                 events = await service.fire_timers(session=session, config=config, now=datetime.now(UTC))
                 for envelope in events:
                     runtime.outbox.add(session, envelope)
+                audit.record_events(session, events, actor=audit.TIMER_ACTOR)
             if events:
                 log.info("timers_fired", events=len(events))
         except asyncio.CancelledError:
@@ -71,7 +72,7 @@ def create_app(
         title="Switchboard routing",
         description="Assigns screened posts to department queues and responders; serves responder "
         "front-ends.",
-        routers=[endpoints.router],
+        routers=[endpoints.router, audit.trail.router()],
     )
     app.state.routing_config = config
     app.state.publisher = publisher or LoggingPublisher()

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.audit import AuditEntryMixin, AuditHeadMixin
 from shared.db import TYPE_ANNOTATION_MAP, new_metadata
 from shared.kafka import InboxMixin, OutboxMixin
 
@@ -207,3 +208,13 @@ class Outbox(OutboxMixin, Base):
 
 class Inbox(InboxMixin, Base):
     __tablename__ = "inbox"
+
+
+class AuditEntry(AuditEntryMixin, Base):
+    """The service's hash-chained audit log (shared.audit, docs/audit.md)."""
+
+    __tablename__ = "audit_entry"
+
+
+class AuditHead(AuditHeadMixin, Base):
+    __tablename__ = "audit_head"
