@@ -77,7 +77,7 @@ async def timeline_types(client: httpx.AsyncClient, metrics_url: str, post_id: s
 
 
 async def wait_all_complete(
-    platform: Platform, post_ids: list[str], within: float = 90.0
+    platform: Platform, post_ids: list[str], within: float = 240.0
 ) -> dict[str, list[str]]:
     metrics_url = platform.services["metrics"].url
     pending = set(post_ids)
@@ -156,7 +156,7 @@ async def test_no_post_is_lost_or_assigned_twice_when_services_crash(platform: P
         )
         process = platform.services[name].process
         assert process is not None
-        returncode = await loop.run_in_executor(None, lambda: process.wait(60))
+        returncode = await loop.run_in_executor(None, lambda: process.wait(180))
         assert returncode == 137, f"the fail-point {failpoint} should have ended {name}"
         t0 = time.monotonic()
         await loop.run_in_executor(None, lambda: platform.restart(name, env={"SWITCHBOARD_FAILPOINTS": ""}))
