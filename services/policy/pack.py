@@ -38,7 +38,7 @@ MAX_PACK_BYTES = 256 * 1024
 MAX_PACK_NODES = 100_000
 
 ShortText = Annotated[str, Field(min_length=1, max_length=100)]
-Pattern = Annotated[str, Field(min_length=1, max_length=500)]
+Pattern = Annotated[str, Field(min_length=1, max_length=1000)]
 GateWord = Annotated[str, Field(pattern=r"^[a-z0-9]{1,40}$")]
 
 

@@ -203,6 +203,44 @@ class TestLexicon:
         assert ("self_harm" in labels(inbound(text))) is hit
 
     @pytest.mark.parametrize(
+        ("text", "label", "hit"),
+        [
+            # First-person intent, means and plans (SAFE-01.intent), not figures of speech.
+            ("Been saving up my sleeping pills for weeks", "self_harm", True),
+            ("how many paracetamol would it take to die", "self_harm", True),
+            ("I'm just a burden to everyone", "self_harm", True),
+            ("im so tired of living like this", "self_harm", True),
+            ("gonna unalive myself tbh", "self_harm", True),
+            ("I want to take my life back after the divorce", "self_harm", False),
+            ("I'm ending things with my phone provider", "self_harm", False),
+            # Threats: intent + violence + a person or place; negations, games and hazards are not.
+            ("I swear Ill bash every one of you at that counter", "threat", True),
+            ("Someone's gonna get shot at your branch", "threat", True),
+            ("i know where your case manager parks", "threat", True),
+            ("I would never hurt anyone, I just want my payment", "threat", False),
+            ("We're going to smash them on Saturday in the grand final", "threat", False),
+            ("I'll kill you in the next round of fortnite", "threat", False),
+            ("someone is going to get hurt on that broken footpath", "threat", False),
+            ("Can I bring my gun licence to the appointment as ID?", "threat", False),
+            # Emergencies in progress, not alarms, drills, anniversaries or leaks.
+            ("Flames are racing through the paddock toward the house", "emergency", True),
+            ("my grandpa isn't waking up and his lips are going blue", "emergency", True),
+            ("Floodwater is up to our windows", "emergency", True),
+            ("The smoke alarm in the building keeps going off", "emergency", False),
+            ("the fire in our street last year was awful, any recovery grants?", "emergency", False),
+            ("Water is coming through my ceiling again, when will housing fix the roof?", "emergency", False),
+            # Family and domestic violence: an abuser, an act or a threat, a victim.
+            ("my boyfriend punched me and took my bank card", "dfv", True),
+            ("She keeps threatening to hurt the kids", "dfv", True),
+            ("fleeing DV with two kids, where do I start", "dfv", True),
+            ("hit me up when the office opens", "dfv", False),
+            ("my brother beat me at chess again", "dfv", False),
+        ],
+    )
+    def test_crisis_intent_patterns(self, text, label, hit):
+        assert (label in labels(inbound(text))) is hit, text
+
+    @pytest.mark.parametrize(
         ("text", "hit"), [("f*ck this", True), ("sh1t service", True), ("Scunthorpe", False)]
     )
     def test_disguised_profanity(self, text, hit):
@@ -211,8 +249,11 @@ class TestLexicon:
 
 class TestGates:
     def test_gates_change_no_finding_on_the_corpus(self):
+        # The corpus and every held-out set: the held-out sets exercise the crisis patterns most.
         gated, ungated = default_pack(), engine.compile_pack(default_pack().pack, gates=False)
-        for line in CORPUS.read_text().splitlines()[1:]:
+        files = sorted(CORPUS.parent.glob("*.jsonl"))
+        lines = [line for f in files for line in f.read_text().splitlines()[1:]]
+        for line in lines:
             item = json.loads(line)
             for direction in ("inbound", "outbound"):
                 ctx = engine.Context(direction=direction, now=NOW, platform="x")
