@@ -19,18 +19,22 @@ from services.policy import checksums
 from services.policy.pack import (
     SEVERITY_RANK,
     Action,
+    AuthorisationDetector,
     DateOfBirthDetector,
     Direction,
     EmailDetector,
+    EmbargoDetector,
     GatedPattern,
     IdentifierDetector,
     LengthDetector,
     LexiconDetector,
     LinkDomainsDetector,
     MediaAltTextDetector,
+    MediaDocumentDetector,
     PhoneDetector,
     PolicyPack,
     RegexDetector,
+    RepetitionDetector,
     RequiredElementDetector,
     Rule,
     ScheduleWindowDetector,
@@ -73,6 +77,9 @@ class Context:
     media: Sequence[MediaItem] = ()
     reply_to_labels: frozenset[str] = frozenset()
     active_modes: frozenset[str] = frozenset()
+    duplicate: bool = False  # inbound: ingest flagged the post as a near-duplicate by the same author
+    department: str | None = None  # outbound: the department the reply is for
+    authorised_departments: frozenset[str] | None = None  # the checker's departments; None = not limited
 
 
 @dataclass(frozen=True)
@@ -238,7 +245,11 @@ def _regex(d: RegexDetector) -> Find:
                 continue
             if exclude is not None and _excluded(exclude, text.raw, m.start(), m.end()):
                 continue
-            hits.append(Hit(m.start(), m.end()))
+            # A named group "span" marks the part to report and redact (a name, not its "case officer").
+            if "span" in m.re.groupindex and m.start("span") >= 0:
+                hits.append(Hit(m.start("span"), m.end("span")))
+            else:
+                hits.append(Hit(m.start(), m.end()))
         return hits
 
     return find
@@ -644,6 +655,53 @@ def _media_alt_text(d: MediaAltTextDetector) -> Find:
     return find
 
 
+def _media_document(d: MediaDocumentDetector) -> Find:
+    terms = _keyword_regex(d.terms)
+
+    def find(text: _Text, ctx: Context) -> list[Hit]:
+        images = [(i, m) for i, m in enumerate(ctx.media) if m.type in ("image", "gif")]
+        if not images:
+            return []
+        hits = [Hit(m.start(), m.end(), detail="an image is attached") for m in terms.finditer(text.raw)]
+        for i, item in images:
+            if item.alt_text and terms.search(item.alt_text):
+                hits.append(Hit(detail=f"media[{i}] alt text describes a document or card"))
+        return hits
+
+    return find
+
+
+def _repetition(_d: RepetitionDetector) -> Find:
+    def find(_text: _Text, ctx: Context) -> list[Hit]:
+        return [Hit(detail="a near-duplicate of an earlier post by the same author")] if ctx.duplicate else []
+
+    return find
+
+
+def _authorisation(_d: AuthorisationDetector) -> Find:
+    def find(_text: _Text, ctx: Context) -> list[Hit]:
+        allowed = ctx.authorised_departments
+        if ctx.department is None or allowed is None or ctx.department in allowed:
+            return []
+        return [Hit(detail="the checker's token does not cover the reply's department")]
+
+    return find
+
+
+def _embargo(d: EmbargoDetector) -> Find:
+    items = [(_keyword_regex(item.terms), item.until) for item in d.items]
+
+    def find(text: _Text, ctx: Context) -> list[Hit]:
+        hits: list[Hit] = []
+        for terms, until in items:
+            if ctx.now < until:
+                detail = f"embargoed until {until.isoformat()}"
+                hits.extend(Hit(m.start(), m.end(), detail=detail) for m in terms.finditer(text.raw))
+        return hits
+
+    return find
+
+
 _BUILDERS: dict[type[object], Callable[..., Find]] = {
     RegexDetector: _regex,
     IdentifierDetector: _identifier,
@@ -657,6 +715,10 @@ _BUILDERS: dict[type[object], Callable[..., Find]] = {
     ScheduleWindowDetector: _schedule_window,
     RequiredElementDetector: _required_element,
     MediaAltTextDetector: _media_alt_text,
+    MediaDocumentDetector: _media_document,
+    RepetitionDetector: _repetition,
+    AuthorisationDetector: _authorisation,
+    EmbargoDetector: _embargo,
 }
 
 

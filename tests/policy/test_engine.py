@@ -247,6 +247,100 @@ class TestLexicon:
         assert ("profanity" in labels(inbound(text))) is hit
 
 
+class TestCatalogueAdditions:
+    """PI-12, PI-13, MOD-05, MOD-07, SLA-02, OUT-01 in au-gov and the OUT-04 embargo detector."""
+
+    def test_a_named_staff_member_is_redacted_but_not_the_role(self):
+        s = inbound("My case officer Sarah Jones refused my claim")
+        assert [f.rule_id for f in s.findings] == ["PI-12"]
+        assert s.redacted_text == "My case officer [staff name removed] refused my claim"
+        assert "pii:staff_name" not in labels(inbound("The officer Told me to wait"))
+        assert "pii:staff_name" not in labels(inbound("The case manager on Monday said no"))
+
+    def test_an_image_described_as_a_document_needs_an_image(self):
+        image = (engine.MediaItem(type="image"),)
+        assert "pii:image" in labels(inbound("Here's my Medicare card", media=image))
+        assert "pii:image" not in labels(inbound("Here's my Medicare card"))
+        described = (engine.MediaItem(type="image", alt_text="Photo of my passport"),)
+        assert "pii:image" in labels(inbound("see attached", media=described))
+        reply = outbound(
+            "Here is the letter we sent.", media=(engine.MediaItem(type="image", alt_text="A letter"),)
+        )
+        assert reply.decision == "block"
+        assert "PI-13" in {f.rule_id for f in reply.findings}
+
+    def test_a_near_duplicate_is_flooding(self):
+        assert "flooding" in labels(inbound("When is my payment due?", duplicate=True))
+        assert "flooding" not in labels(inbound("When is my payment due?"))
+
+    def test_court_matters_and_defamation_complaints(self):
+        assert "legal" in labels(inbound("There is a suppression order on that case"))
+        assert "legal" not in labels(inbound("When does the local court reopen?"))
+        assert "defamation_complaint" in labels(
+            inbound("A defamatory comment about me is on your page, remove it")
+        )
+        assert "defamation_complaint" not in labels(inbound("What do the defamation law reforms mean?"))
+
+    def test_a_checker_outside_the_department_is_blocked(self):
+        other = outbound("Open at 9.", department="tax", authorised_departments=frozenset({"transport"}))
+        assert other.decision == "block"
+        assert [f.rule_id for f in other.findings] == ["OUT-01"]
+        assert (
+            outbound("Open at 9.", department="tax", authorised_departments=frozenset({"tax"})).decision
+            == "allow"
+        )
+        assert outbound("Open at 9.", department="tax").decision == "allow"  # a service: not limited
+
+    def test_an_embargoed_term_blocks_until_its_release_time(self):
+        pack = engine.compile_pack(
+            parse_pack(
+                b"""
+name: budget
+version: "1"
+rules:
+  - id: OUT-04
+    description: Budget measures before the Treasurer announces them.
+    source: APS Code of Conduct
+    applies_to: outbound
+    label: embargo
+    severity: high
+    action: block
+    message: The reply mentions embargoed material.
+    detector:
+      type: embargo
+      items:
+        - {terms: [energy bill relief, housing accord], until: "2026-11-26T19:30:00+10:00"}
+"""
+            )
+        )
+        draft = "Energy Bill Relief will continue next year."
+        before = engine.check(pack, draft, engine.Context(direction="outbound", now=NOW))
+        assert before.decision == "block"
+        assert before.findings[0].start == 0
+        assert "2026-11-26T19:30:00+10:00" in before.findings[0].message
+        after = NOW + timedelta(hours=10)
+        assert engine.check(pack, draft, engine.Context(direction="outbound", now=after)).decision == "allow"
+
+    def test_an_embargo_without_a_time_zone_is_invalid(self):
+        with pytest.raises(PackInvalid):
+            parse_pack(
+                b"""
+name: budget
+version: "1"
+rules:
+  - id: OUT-04
+    description: x
+    source: x
+    applies_to: outbound
+    label: embargo
+    severity: high
+    action: block
+    message: x
+    detector: {type: embargo, items: [{terms: [x], until: "2026-11-26T19:30:00"}]}
+"""
+            )
+
+
 class TestGates:
     def test_gates_change_no_finding_on_the_corpus(self):
         # The corpus and every held-out set: the held-out sets exercise the crisis patterns most.
