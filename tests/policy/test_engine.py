@@ -355,6 +355,40 @@ class TestGates:
                     ungated, item["text"], ctx
                 )
 
+    def test_disguised_lexicon_fast_path_finds_what_a_full_scan_finds(self):
+        # MOD-01 tries its pattern only where a disguised form can start; a full scan is the reference.
+        cr = next(c for c in default_pack().inbound if c.rule.id == "MOD-01")
+        d = cr.rule.detector
+        assert d.type == "lexicon"
+        body = "|".join(
+            engine._term_regex(t, inflect=d.inflections, obfuscate=True) for t in engine.lexicon_terms(d)
+        )
+        full = re.compile(rf"(?<![\w@#*$])(?:{body})(?![\w*])", re.IGNORECASE)
+        exclude = re.compile("|".join(f"(?:{p})" for p in d.exclude), re.IGNORECASE)
+        texts = [
+            json.loads(line)["text"]
+            for f in sorted(CORPUS.parent.glob("*.jsonl"))
+            for line in f.read_text().splitlines()[1:]
+        ]
+        texts += [
+            "x!sh1t",
+            "!sh1t!sh1t",
+            "b1tch@work",
+            "$h1t",
+            "fu*kfu*k",
+            "a-f*ck-b",
+            "P.S. sh!t",
+            "ABC1 f@ck",
+            "pr1ck!",
+        ]
+        ctx = engine.Context(direction="inbound", now=NOW)
+        for text in texts:
+            got = [(h.start, h.end) for h in cr.find(engine._Text(text), ctx)]
+            expected = [
+                m.span() for m in full.finditer(text) if not engine._excluded(exclude, text, *m.span())
+            ]
+            assert got == expected, text
+
     def test_every_form_of_every_lexicon_term_passes_its_gate(self):
         pack = default_pack()
         for cr in pack.rules:
