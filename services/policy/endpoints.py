@@ -111,12 +111,21 @@ async def get_screening(post_id: str, session: SessionDep, _principal: Reader) -
         "`review` (a person must approve), `allow`. Every finding says in plain English what was found and, "
         "where possible, how to fix it. The check is stored (the draft with personal information masked, "
         "and its SHA-256) and can be read back with GET /v1/checks/{check_id}. The routing service calls "
-        "this before publishing any reply."
+        "this before publishing any reply. With `department`, a responder or supervisor whose token does not "
+        "list that department gets a `block` finding (OUT-01)."
     ),
     responses=problem_responses(413, 422),
 )
 async def create_check(body: CheckCreate, session: SessionDep, principal: Checker) -> CheckRead:
-    check = await service.run_check(session=session, request=body, checked_by=principal.subject, now=_now())
+    # OUT-01: a responder or supervisor checks replies only for their own departments; services are trusted.
+    limited = not principal.has_any({Role.AGENCY_SYSTEM, Role.ADMIN})
+    check = await service.run_check(
+        session=session,
+        request=body,
+        checked_by=principal.subject,
+        now=_now(),
+        authorised_departments=principal.departments if limited else None,
+    )
     return check_out(check)
 
 

@@ -10,7 +10,7 @@ first). ``screen`` and ``check`` turn findings into the inbound screening and th
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -19,18 +19,22 @@ from services.policy import checksums
 from services.policy.pack import (
     SEVERITY_RANK,
     Action,
+    AuthorisationDetector,
     DateOfBirthDetector,
     Direction,
     EmailDetector,
+    EmbargoDetector,
     GatedPattern,
     IdentifierDetector,
     LengthDetector,
     LexiconDetector,
     LinkDomainsDetector,
     MediaAltTextDetector,
+    MediaDocumentDetector,
     PhoneDetector,
     PolicyPack,
     RegexDetector,
+    RepetitionDetector,
     RequiredElementDetector,
     Rule,
     ScheduleWindowDetector,
@@ -73,6 +77,9 @@ class Context:
     media: Sequence[MediaItem] = ()
     reply_to_labels: frozenset[str] = frozenset()
     active_modes: frozenset[str] = frozenset()
+    duplicate: bool = False  # inbound: ingest flagged the post as a near-duplicate by the same author
+    department: str | None = None  # outbound: the department the reply is for
+    authorised_departments: frozenset[str] | None = None  # the checker's departments; None = not limited
 
 
 @dataclass(frozen=True)
@@ -121,7 +128,16 @@ class _Text:
     """The text plus features computed once and shared by every detector: its lowercase words (for the
     rules' speed gates) and whether it has a digit, an @ or a dot at all."""
 
-    __slots__ = ("_windows", "disguise_chars", "has_at", "has_digit", "maybe_link", "raw", "words")
+    __slots__ = (
+        "_windows",
+        "disguise_chars",
+        "has_at",
+        "has_digit",
+        "many_digits",
+        "maybe_link",
+        "raw",
+        "words",
+    )
 
     def __init__(self, raw: str) -> None:
         self.raw = raw
@@ -129,7 +145,10 @@ class _Text:
         # bytes.translate runs in C: non-ASCII becomes "?" and then, like all punctuation, a separator.
         ascii_bytes = raw.lower().encode("ascii", "replace")
         self.words = frozenset(ascii_bytes.translate(_SPLIT_BYTES).decode("ascii").split())
-        self.has_digit = bool(ascii_bytes.translate(None, _NOT_DIGIT_BYTES))
+        digit_count = len(ascii_bytes.translate(None, _NOT_DIGIT_BYTES))
+        self.has_digit = digit_count > 0
+        # A number window needs a run of 6 digits; non-ASCII text may hold other \d digits, so it always may.
+        self.many_digits = digit_count >= 6 or not raw.isascii()
         self.disguise_chars = bool(ascii_bytes.translate(None, _NOT_DISGUISE_BYTES))
         self.has_at = "@" in raw
         # Every link the URL pattern finds has "/" (scheme or path) or starts with www.
@@ -188,6 +207,44 @@ class CompiledRule:
     switched: bool = False  # the rule depends on caretaker or crisis mode
 
 
+# The pseudo-word of the identifier and phone rules' gate: the text has at least 6 digits (never a real word,
+# since words are letters and digits only).
+DIGITS = "#digits"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Which rules of one direction can match a text, found with one set intersection instead of a gate test
+    per rule: ``always`` (rules without a gate) plus, for each gate word the text has, the rules it opens.
+    Indices keep the rules' order (crisis rules first)."""
+
+    rules: tuple[CompiledRule, ...]
+    always: tuple[int, ...]
+    by_word: dict[str, tuple[int, ...]]
+    words: frozenset[str]
+
+    @classmethod
+    def of(cls, rules: tuple[CompiledRule, ...]) -> _Plan:
+        by_word: dict[str, list[int]] = {}
+        for i, cr in enumerate(rules):
+            for w in cr.gate or ():
+                by_word.setdefault(w, []).append(i)
+        always = tuple(i for i, cr in enumerate(rules) if cr.gate is None)
+        return cls(rules, always, {w: tuple(v) for w, v in by_word.items()}, frozenset(by_word))
+
+    def candidates(self, text: _Text) -> Sequence[int]:
+        opened = self.words.intersection(text.words)
+        digits = text.many_digits and DIGITS in self.by_word
+        if not opened and not digits:
+            return self.always
+        idx = set(self.always)
+        for w in opened:
+            idx.update(self.by_word[w])
+        if digits:
+            idx.update(self.by_word[DIGITS])
+        return sorted(idx)
+
+
 @dataclass(frozen=True)
 class CompiledPack:
     pack: PolicyPack
@@ -195,6 +252,13 @@ class CompiledPack:
     inbound: tuple[CompiledRule, ...] = ()
     outbound: tuple[CompiledRule, ...] = ()
     masks: dict[str, str] = field(default_factory=dict)
+    inbound_plan: _Plan = field(init=False, repr=False, compare=False)
+    outbound_plan: _Plan = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Derived from the rules (also when a copy replaces them), so a plan never disagrees with its rules.
+        object.__setattr__(self, "inbound_plan", _Plan.of(self.inbound))
+        object.__setattr__(self, "outbound_plan", _Plan.of(self.outbound))
 
     @property
     def policy_version(self) -> str:
@@ -238,7 +302,11 @@ def _regex(d: RegexDetector) -> Find:
                 continue
             if exclude is not None and _excluded(exclude, text.raw, m.start(), m.end()):
                 continue
-            hits.append(Hit(m.start(), m.end()))
+            # A named group "span" marks the part to report and redact (a name, not its "case officer").
+            if "span" in m.re.groupindex and m.start("span") >= 0:
+                hits.append(Hit(m.start("span"), m.end("span")))
+            else:
+                hits.append(Hit(m.start(), m.end()))
         return hits
 
     return find
@@ -441,9 +509,6 @@ _LEET: dict[str, str] = {
 }
 
 
-_DISGUISED = re.compile(r"[a-z][*@$!|013457]", re.IGNORECASE)
-
-
 def _term_words(term: str, *, inflect: bool) -> list[frozenset[str]]:
     """The gate words of each word of ``term`` (all its forms where it is inflected), split as the text is."""
     words = term.lower().split()
@@ -505,6 +570,20 @@ def _lexicon(d: LexiconDetector) -> Find:
         f for t in terms for f in (inflections(t.lower()) if d.inflections else [t.lower()]) if f.isalnum()
     )
     all_plain = all(t.isalnum() for t in terms)
+    # A disguised match starts, on a boundary, with a term's plain first letter, runs on for at least the
+    # shortest term's length in letters and look-alikes, and has a look-alike after a few letters.
+    heads = [
+        w
+        for t in terms
+        for w in (inflections(t.split()[0].lower()) if d.inflections else [t.split()[0].lower()])
+    ]
+    first_letters = "".join(sorted({re.escape(h[0]) for h in heads}))
+    shortest = min(len(h) for h in heads)
+    # Zero-width, so finditer yields every such start, overlapping ones too.
+    disguised = re.compile(
+        rf"(?<![\w@#*$])(?=[{first_letters}](?=[a-z*@$!|013457]{{{shortest - 1}}})[a-z]*[*@$!|013457])",
+        re.IGNORECASE,
+    )
     # For each term, the words it needs (each as the set of its forms): a term is possible only when every
     # one of its words is in the text, which rules out "can't go on" for a post that merely says "can".
     # Indexed by the forms of each term's first word (C-level set intersection finds the candidates).
@@ -531,15 +610,22 @@ def _lexicon(d: LexiconDetector) -> Find:
             return []
         # A disguised match starts with a plain letter, so it has a letter followed by a look-alike symbol
         # somewhere; without one, a match is a plain form and the cheap word check decides.
-        if (
-            d.obfuscation
-            and all_plain
-            and plain.isdisjoint(text.words)
-            and not (text.disguise_chars and _DISGUISED.search(text.raw))
-        ):
-            return []
+        matches: Iterable[re.Match[str]]
+        if d.obfuscation and all_plain and plain.isdisjoint(text.words):
+            if not text.disguise_chars:
+                return []
+            # No plain form: every match is disguised and starts where ``disguised`` does, so the pattern is
+            # tried only there (the leftmost non-overlapping matches, as finditer would find them).
+            matches = []
+            end = 0
+            for start in disguised.finditer(text.raw):
+                if start.start() >= end and (m := pattern.match(text.raw, start.start())) is not None:
+                    matches.append(m)
+                    end = m.end()
+        else:
+            matches = pattern.finditer(text.raw)
         hits = []
-        for m in pattern.finditer(text.raw):
+        for m in matches:
             if exclude is not None and _excluded(exclude, text.raw, m.start(), m.end()):
                 continue
             hits.append(Hit(m.start(), m.end()))
@@ -644,6 +730,53 @@ def _media_alt_text(d: MediaAltTextDetector) -> Find:
     return find
 
 
+def _media_document(d: MediaDocumentDetector) -> Find:
+    terms = _keyword_regex(d.terms)
+
+    def find(text: _Text, ctx: Context) -> list[Hit]:
+        images = [(i, m) for i, m in enumerate(ctx.media) if m.type in ("image", "gif")]
+        if not images:
+            return []
+        hits = [Hit(m.start(), m.end(), detail="an image is attached") for m in terms.finditer(text.raw)]
+        for i, item in images:
+            if item.alt_text and terms.search(item.alt_text):
+                hits.append(Hit(detail=f"media[{i}] alt text describes a document or card"))
+        return hits
+
+    return find
+
+
+def _repetition(_d: RepetitionDetector) -> Find:
+    def find(_text: _Text, ctx: Context) -> list[Hit]:
+        return [Hit(detail="a near-duplicate of an earlier post by the same author")] if ctx.duplicate else []
+
+    return find
+
+
+def _authorisation(_d: AuthorisationDetector) -> Find:
+    def find(_text: _Text, ctx: Context) -> list[Hit]:
+        allowed = ctx.authorised_departments
+        if ctx.department is None or allowed is None or ctx.department in allowed:
+            return []
+        return [Hit(detail="the checker's token does not cover the reply's department")]
+
+    return find
+
+
+def _embargo(d: EmbargoDetector) -> Find:
+    items = [(_keyword_regex(item.terms), item.until) for item in d.items]
+
+    def find(text: _Text, ctx: Context) -> list[Hit]:
+        hits: list[Hit] = []
+        for terms, until in items:
+            if ctx.now < until:
+                detail = f"embargoed until {until.isoformat()}"
+                hits.extend(Hit(m.start(), m.end(), detail=detail) for m in terms.finditer(text.raw))
+        return hits
+
+    return find
+
+
 _BUILDERS: dict[type[object], Callable[..., Find]] = {
     RegexDetector: _regex,
     IdentifierDetector: _identifier,
@@ -657,6 +790,10 @@ _BUILDERS: dict[type[object], Callable[..., Find]] = {
     ScheduleWindowDetector: _schedule_window,
     RequiredElementDetector: _required_element,
     MediaAltTextDetector: _media_alt_text,
+    MediaDocumentDetector: _media_document,
+    RepetitionDetector: _repetition,
+    AuthorisationDetector: _authorisation,
+    EmbargoDetector: _embargo,
 }
 
 
@@ -677,6 +814,10 @@ def _gate(detector: object) -> frozenset[str] | None:
         isinstance(detector, IdentifierDetector) and detector.evidence == "keyword"
     ):
         words = {gate_tokens(k) for k in detector.keywords}
+    elif isinstance(detector, PhoneDetector) or (
+        isinstance(detector, IdentifierDetector) and detector.evidence != "keyword"
+    ):
+        words = {DIGITS}  # they only look inside number windows, which need 6 digits
     elif isinstance(detector, StreetAddressDetector):
         words = {w.lower() for w in _STREET_TYPES.split("|")}
     elif isinstance(detector, LexiconDetector) and not detector.obfuscation:
@@ -728,11 +869,13 @@ def compile_pack(pack: PolicyPack, *, gates: bool = True) -> CompiledPack:
         )
     # Crisis rules first: whatever happens to the others, they have already run.
     compiled.sort(key=lambda r: not r.crisis)
+    inbound = tuple(r for r in compiled if r.inbound)
+    outbound = tuple(r for r in compiled if r.outbound)
     return CompiledPack(
         pack=pack,
         rules=tuple(compiled),
-        inbound=tuple(r for r in compiled if r.inbound),
-        outbound=tuple(r for r in compiled if r.outbound),
+        inbound=inbound,
+        outbound=outbound,
         masks={r.rule.id: r.redact_mask for r in compiled},
     )
 
@@ -750,10 +893,10 @@ def evaluate(pack: CompiledPack, text: str, ctx: Context) -> Evaluation:
     findings: list[Finding] = []
     failed: list[str] = []
     identifier_spans: list[tuple[int, int, int]] = []  # (index into findings, start, end)
-    words = t.words
-    for cr in pack.inbound if inbound else pack.outbound:
-        if cr.gate is not None and cr.gate.isdisjoint(words):
-            continue
+    plan = pack.inbound_plan if inbound else pack.outbound_plan
+    rules = plan.rules
+    for i in plan.candidates(t):
+        cr = rules[i]
         rule = cr.rule
         if cr.switched and not _mode_allows(rule, ctx.active_modes):
             continue

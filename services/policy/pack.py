@@ -38,7 +38,7 @@ MAX_PACK_BYTES = 256 * 1024
 MAX_PACK_NODES = 100_000
 
 ShortText = Annotated[str, Field(min_length=1, max_length=100)]
-Pattern = Annotated[str, Field(min_length=1, max_length=500)]
+Pattern = Annotated[str, Field(min_length=1, max_length=1000)]
 GateWord = Annotated[str, Field(pattern=r"^[a-z0-9]{1,40}$")]
 
 
@@ -261,6 +261,47 @@ class MediaAltTextDetector(_Strict):
     require_captions: bool = True
 
 
+class MediaDocumentDetector(_Strict):
+    """An image or GIF whose text or alt text says it shows a document or card (PI-13 without OCR: the
+    pixels are not read, so a photo of a card that nobody describes is not found)."""
+
+    type: Literal["media_document"]
+    terms: list[ShortText] = Field(min_length=1, max_length=200)
+
+
+class RepetitionDetector(_Strict):
+    """The post is one ingest flagged as a near-duplicate of an earlier post by the same author (MOD-05)."""
+
+    type: Literal["repetition"]
+
+
+class AuthorisationDetector(_Strict):
+    """The person checking a reply is not authorised for the department it is for (OUT-01): their token's
+    departments do not include the request's ``department``. Services and admins are not limited."""
+
+    type: Literal["authorisation"]
+
+
+class EmbargoItem(_Strict):
+    terms: list[ShortText] = Field(min_length=1, max_length=50)
+    until: datetime = Field(description="Release time, with a time zone offset; the terms are free after it.")
+
+    @field_validator("until")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("until needs a time zone offset")
+        return value
+
+
+class EmbargoDetector(_Strict):
+    """Terms of unannounced material (a Budget measure, a decision not yet released) before their release
+    time (OUT-04); the list is the agency's, added in a pack version for each embargo."""
+
+    type: Literal["embargo"]
+    items: list[EmbargoItem] = Field(min_length=1, max_length=100)
+
+
 Detector = Annotated[
     RegexDetector
     | IdentifierDetector
@@ -273,7 +314,11 @@ Detector = Annotated[
     | LinkDomainsDetector
     | ScheduleWindowDetector
     | RequiredElementDetector
-    | MediaAltTextDetector,
+    | MediaAltTextDetector
+    | MediaDocumentDetector
+    | RepetitionDetector
+    | AuthorisationDetector
+    | EmbargoDetector,
     Field(discriminator="type"),
 ]
 

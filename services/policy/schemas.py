@@ -71,7 +71,12 @@ class CheckCreate(_Input):
         max_length=64,
         description="The inbound post replied to; its screening labels apply.",
     )
-    department: str | None = Field(None, min_length=1, max_length=100)
+    department: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="The department the reply is for: the checker must belong to it (OUT-01).",
+    )
 
 
 class Span(BaseModel):

@@ -158,7 +158,13 @@ async def screen_post(
         now=now,
         platform=post.platform.value,
         visibility=post.visibility,
+        media=[
+            engine.MediaItem(type=m.type, alt_text=m.alt_text)
+            for m in post.media
+            if m.type in ("image", "gif", "video", "audio")
+        ],
         active_modes=modes,
+        duplicate=post.duplicate_of is not None,
     )
     result = engine.screen(pack, post.text, ctx)
     findings = [
@@ -222,8 +228,16 @@ def _masks(pack: engine.CompiledPack) -> dict[str, str]:
     return pack.masks
 
 
-async def run_check(*, session: AsyncSession, request: CheckCreate, checked_by: str, now: datetime) -> Check:
-    """Check a draft reply against the active pack and store the check with its result."""
+async def run_check(
+    *,
+    session: AsyncSession,
+    request: CheckCreate,
+    checked_by: str,
+    now: datetime,
+    authorised_departments: frozenset[str] | None = None,
+) -> Check:
+    """Check a draft reply against the active pack and store the check with its result.
+    ``authorised_departments``: the checker's departments (OUT-01); None when the checker is not limited."""
     pack = await active_pack(session)
     modes = await active_modes(session, jurisdiction=pack.pack.jurisdiction, now=now)
     reply_to_labels: frozenset[str] = frozenset()
@@ -238,6 +252,8 @@ async def run_check(*, session: AsyncSession, request: CheckCreate, checked_by: 
         media=_media(request.media),
         reply_to_labels=reply_to_labels,
         active_modes=modes,
+        department=request.department,
+        authorised_departments=authorised_departments,
     )
     result = engine.check(pack, request.text, ctx)
     personal = [f for f in result.findings if f.label.startswith("pii:") and f.start is not None]

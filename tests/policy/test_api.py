@@ -14,6 +14,7 @@ from services.policy.config import PolicySettings
 from services.policy.main import create_app
 from services.policy.service import default_pack
 from shared.contracts import EVENT_TYPES, PostReceivedV1, Topic, decode_envelope, new_event
+from shared.contracts.events import PostMedia
 from shared.kafka.producer import make_producer
 
 pytestmark = pytest.mark.kafka
@@ -119,6 +120,20 @@ class TestInboundScreening:
             finally:
                 await consumer.stop()
 
+    async def test_an_attached_document_photo_and_a_repeat_are_screened(self, make_settings, running, token):
+        settings = make_settings(PolicySettings)
+        async with running(create_app(settings)) as client:
+            post = _post("Photo of my Medicare card, why is the number wrong?").model_copy(
+                update={
+                    "media": [PostMedia(type="image", url="https://example.com/a.jpg")],
+                    "duplicate_of": str(uuid.uuid4()),
+                }
+            )
+            await _publish(settings, post)
+            body = await _screening(client, post.post_id, token("responder"))
+            assert {"pii:image", "flooding"} <= set(body["labels"])
+            assert {"PI-13", "MOD-05"} <= {f["rule_id"] for f in body["findings"]}
+
     async def test_unknown_post_is_404_problem_json(self, make_settings, running, token):
         async with running(create_app(make_settings(PolicySettings))) as client:
             response = await client.get("/v1/screenings/nope", headers=token("responder"))
@@ -185,6 +200,24 @@ class TestOutboundChecks:
                 headers=token("responder"),
             )
             assert fixed.json()["decision"] == "allow", fixed.json()
+
+    async def test_a_responder_replying_for_another_department_is_blocked(
+        self, make_settings, running, token
+    ):
+        draft = {"text": "The M4 reopens at 6pm tonight.", "platform": "x", "department": "transport"}
+        async with running(create_app(make_settings(PolicySettings))) as client:
+            other = await client.post(
+                "/v1/checks", json=draft, headers=token("responder", departments=("tax",))
+            )
+            assert other.status_code == 201, other.text
+            assert other.json()["decision"] == "block"
+            assert [f["rule_id"] for f in other.json()["findings"]] == ["OUT-01"]
+            own = await client.post(
+                "/v1/checks", json=draft, headers=token("responder", departments=("transport",))
+            )
+            assert own.json()["decision"] == "allow"
+            system = await client.post("/v1/checks", json=draft, headers=token("agency_system"))
+            assert system.json()["decision"] == "allow"
 
     async def test_bad_input_is_422_naming_the_field(self, make_settings, running, token):
         async with running(create_app(make_settings(PolicySettings))) as client:

@@ -203,22 +203,191 @@ class TestLexicon:
         assert ("self_harm" in labels(inbound(text))) is hit
 
     @pytest.mark.parametrize(
+        ("text", "label", "hit"),
+        [
+            # First-person intent, means and plans (SAFE-01.intent), not figures of speech.
+            ("Been saving up my sleeping pills for weeks", "self_harm", True),
+            ("how many paracetamol would it take to die", "self_harm", True),
+            ("I'm just a burden to everyone", "self_harm", True),
+            ("im so tired of living like this", "self_harm", True),
+            ("gonna unalive myself tbh", "self_harm", True),
+            ("I want to take my life back after the divorce", "self_harm", False),
+            ("I'm ending things with my phone provider", "self_harm", False),
+            # Threats: intent + violence + a person or place; negations, games and hazards are not.
+            ("I swear Ill bash every one of you at that counter", "threat", True),
+            ("Someone's gonna get shot at your branch", "threat", True),
+            ("i know where your case manager parks", "threat", True),
+            ("I would never hurt anyone, I just want my payment", "threat", False),
+            ("We're going to smash them on Saturday in the grand final", "threat", False),
+            ("I'll kill you in the next round of fortnite", "threat", False),
+            ("someone is going to get hurt on that broken footpath", "threat", False),
+            ("Can I bring my gun licence to the appointment as ID?", "threat", False),
+            # Emergencies in progress, not alarms, drills, anniversaries or leaks.
+            ("Flames are racing through the paddock toward the house", "emergency", True),
+            ("my grandpa isn't waking up and his lips are going blue", "emergency", True),
+            ("Floodwater is up to our windows", "emergency", True),
+            ("The smoke alarm in the building keeps going off", "emergency", False),
+            ("the fire in our street last year was awful, any recovery grants?", "emergency", False),
+            ("Water is coming through my ceiling again, when will housing fix the roof?", "emergency", False),
+            # Family and domestic violence: an abuser, an act or a threat, a victim.
+            ("my boyfriend punched me and took my bank card", "dfv", True),
+            ("She keeps threatening to hurt the kids", "dfv", True),
+            ("fleeing DV with two kids, where do I start", "dfv", True),
+            ("hit me up when the office opens", "dfv", False),
+            ("my brother beat me at chess again", "dfv", False),
+        ],
+    )
+    def test_crisis_intent_patterns(self, text, label, hit):
+        assert (label in labels(inbound(text))) is hit, text
+
+    @pytest.mark.parametrize(
         ("text", "hit"), [("f*ck this", True), ("sh1t service", True), ("Scunthorpe", False)]
     )
     def test_disguised_profanity(self, text, hit):
         assert ("profanity" in labels(inbound(text))) is hit
 
 
+class TestCatalogueAdditions:
+    """PI-12, PI-13, MOD-05, MOD-07, SLA-02, OUT-01 in au-gov and the OUT-04 embargo detector."""
+
+    def test_a_named_staff_member_is_redacted_but_not_the_role(self):
+        s = inbound("My case officer Sarah Jones refused my claim")
+        assert [f.rule_id for f in s.findings] == ["PI-12"]
+        assert s.redacted_text == "My case officer [staff name removed] refused my claim"
+        assert "pii:staff_name" not in labels(inbound("The officer Told me to wait"))
+        assert "pii:staff_name" not in labels(inbound("The case manager on Monday said no"))
+
+    def test_an_image_described_as_a_document_needs_an_image(self):
+        image = (engine.MediaItem(type="image"),)
+        assert "pii:image" in labels(inbound("Here's my Medicare card", media=image))
+        assert "pii:image" not in labels(inbound("Here's my Medicare card"))
+        described = (engine.MediaItem(type="image", alt_text="Photo of my passport"),)
+        assert "pii:image" in labels(inbound("see attached", media=described))
+        reply = outbound(
+            "Here is the letter we sent.", media=(engine.MediaItem(type="image", alt_text="A letter"),)
+        )
+        assert reply.decision == "block"
+        assert "PI-13" in {f.rule_id for f in reply.findings}
+
+    def test_a_near_duplicate_is_flooding(self):
+        assert "flooding" in labels(inbound("When is my payment due?", duplicate=True))
+        assert "flooding" not in labels(inbound("When is my payment due?"))
+
+    def test_court_matters_and_defamation_complaints(self):
+        assert "legal" in labels(inbound("There is a suppression order on that case"))
+        assert "legal" not in labels(inbound("When does the local court reopen?"))
+        assert "defamation_complaint" in labels(
+            inbound("A defamatory comment about me is on your page, remove it")
+        )
+        assert "defamation_complaint" not in labels(inbound("What do the defamation law reforms mean?"))
+
+    def test_a_checker_outside_the_department_is_blocked(self):
+        other = outbound("Open at 9.", department="tax", authorised_departments=frozenset({"transport"}))
+        assert other.decision == "block"
+        assert [f.rule_id for f in other.findings] == ["OUT-01"]
+        assert (
+            outbound("Open at 9.", department="tax", authorised_departments=frozenset({"tax"})).decision
+            == "allow"
+        )
+        assert outbound("Open at 9.", department="tax").decision == "allow"  # a service: not limited
+
+    def test_an_embargoed_term_blocks_until_its_release_time(self):
+        pack = engine.compile_pack(
+            parse_pack(
+                b"""
+name: budget
+version: "1"
+rules:
+  - id: OUT-04
+    description: Budget measures before the Treasurer announces them.
+    source: APS Code of Conduct
+    applies_to: outbound
+    label: embargo
+    severity: high
+    action: block
+    message: The reply mentions embargoed material.
+    detector:
+      type: embargo
+      items:
+        - {terms: [energy bill relief, housing accord], until: "2026-11-26T19:30:00+10:00"}
+"""
+            )
+        )
+        draft = "Energy Bill Relief will continue next year."
+        before = engine.check(pack, draft, engine.Context(direction="outbound", now=NOW))
+        assert before.decision == "block"
+        assert before.findings[0].start == 0
+        assert "2026-11-26T19:30:00+10:00" in before.findings[0].message
+        after = NOW + timedelta(hours=10)
+        assert engine.check(pack, draft, engine.Context(direction="outbound", now=after)).decision == "allow"
+
+    def test_an_embargo_without_a_time_zone_is_invalid(self):
+        with pytest.raises(PackInvalid):
+            parse_pack(
+                b"""
+name: budget
+version: "1"
+rules:
+  - id: OUT-04
+    description: x
+    source: x
+    applies_to: outbound
+    label: embargo
+    severity: high
+    action: block
+    message: x
+    detector: {type: embargo, items: [{terms: [x], until: "2026-11-26T19:30:00"}]}
+"""
+            )
+
+
 class TestGates:
     def test_gates_change_no_finding_on_the_corpus(self):
+        # The corpus and every held-out set: the held-out sets exercise the crisis patterns most.
         gated, ungated = default_pack(), engine.compile_pack(default_pack().pack, gates=False)
-        for line in CORPUS.read_text().splitlines()[1:]:
+        files = sorted(CORPUS.parent.glob("*.jsonl"))
+        lines = [line for f in files for line in f.read_text().splitlines()[1:]]
+        for line in lines:
             item = json.loads(line)
             for direction in ("inbound", "outbound"):
                 ctx = engine.Context(direction=direction, now=NOW, platform="x")
                 assert engine.evaluate(gated, item["text"], ctx) == engine.evaluate(
                     ungated, item["text"], ctx
                 )
+
+    def test_disguised_lexicon_fast_path_finds_what_a_full_scan_finds(self):
+        # MOD-01 tries its pattern only where a disguised form can start; a full scan is the reference.
+        cr = next(c for c in default_pack().inbound if c.rule.id == "MOD-01")
+        d = cr.rule.detector
+        assert d.type == "lexicon"
+        body = "|".join(
+            engine._term_regex(t, inflect=d.inflections, obfuscate=True) for t in engine.lexicon_terms(d)
+        )
+        full = re.compile(rf"(?<![\w@#*$])(?:{body})(?![\w*])", re.IGNORECASE)
+        exclude = re.compile("|".join(f"(?:{p})" for p in d.exclude), re.IGNORECASE)
+        texts = [
+            json.loads(line)["text"]
+            for f in sorted(CORPUS.parent.glob("*.jsonl"))
+            for line in f.read_text().splitlines()[1:]
+        ]
+        texts += [
+            "x!sh1t",
+            "!sh1t!sh1t",
+            "b1tch@work",
+            "$h1t",
+            "fu*kfu*k",
+            "a-f*ck-b",
+            "P.S. sh!t",
+            "ABC1 f@ck",
+            "pr1ck!",
+        ]
+        ctx = engine.Context(direction="inbound", now=NOW)
+        for text in texts:
+            got = [(h.start, h.end) for h in cr.find(engine._Text(text), ctx)]
+            expected = [
+                m.span() for m in full.finditer(text) if not engine._excluded(exclude, text, *m.span())
+            ]
+            assert got == expected, text
 
     def test_every_form_of_every_lexicon_term_passes_its_gate(self):
         pack = default_pack()

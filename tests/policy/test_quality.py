@@ -28,11 +28,16 @@ def load(path: Path = CORPUS) -> tuple[list[str], list[dict[str, object]]]:
 
 
 def predict(item: dict[str, object]) -> set[str]:
+    allowed = item.get("authorised_departments")
     ctx = engine.Context(
         direction=item["direction"],  # type: ignore[arg-type]
         now=NOW,
         platform="x",
         visibility=item.get("visibility", "public"),  # type: ignore[arg-type]
+        media=[engine.MediaItem(**m) for m in item.get("media", [])],  # type: ignore[attr-defined]
+        duplicate=bool(item.get("duplicate_of")),
+        department=item.get("department"),  # type: ignore[arg-type]
+        authorised_departments=None if allowed is None else frozenset(allowed),  # type: ignore[arg-type]
     )
     return {f.label for f in engine.evaluate(default_pack(), str(item["text"]), ctx).findings}
 

@@ -51,6 +51,12 @@ MEASURED = [
     "defamation_risk",
     "pii_request",
     "disclosure",
+    "pii:staff_name",
+    "pii:image",
+    "flooding",
+    "legal",
+    "defamation_complaint",
+    "authorisation",
 ]
 
 
@@ -682,6 +688,74 @@ for t in [
     # Echoing the customer's own details is still disclosure in a public reply (OUT-05).
     label = {"TFN": "pii:tfn", "0491": "pii:phone", "Wattle": "pii:address"}
     add(t, [v for k, v in label.items() if k in t], direction="outbound", visibility="public")
+
+
+# --- Checks added later (PI-12, PI-13, MOD-05, MOD-07, SLA-02, OUT-01); appended so earlier items keep their
+# random identifiers.
+for t in [
+    "My case officer Sarah Jones refused my claim without reading it",
+    "The lady at the counter, Priya, sorted it in five minutes. Thank you!",
+    "Customer service officer Tom hung up on me twice",
+    "Ask for assessor Daniel Nguyen, he knows my file",
+]:
+    add(t, ["pii:staff_name"])
+for t in [
+    "The officer Told me to wait for a letter",  # a capitalised verb, not a name
+    "Your staff member at the front desk was rude",
+    "The case manager on Monday said my payment is fine",
+]:
+    add(t)
+image = [{"type": "image"}]
+for t in [
+    "Here's a photo of my Medicare card so you can fix the number",
+    "Screenshot of the letter I got, why does it say I owe money?",
+    "Payslip attached, is this enough to prove my income?",
+]:
+    add(t, ["pii:image"], media=image)
+add("see attached", ["pii:image"], media=[{"type": "image", "alt_text": "photo of my drivers licence"}])
+add("Here's my Medicare card number question: how long does a new card take?")  # no image attached
+add("Photo of the flooded road near the bridge", media=image)
+for t in [
+    "When do I get my payment?? Third time asking",
+    "Still waiting on a reply about my claim",
+    "Answer the question: why was my payment cut",
+]:
+    add(t, ["flooding"], duplicate_of=True)
+add("When do I get my payment?? Third time asking")  # the first of its kind is not flooding
+for t in [
+    "There's a suppression order on that case, your page should not name him",
+    "My ex is before the court next month for what he did, can I get a crisis payment?",
+    "The guy who robbed the office has been charged with assault, will you comment?",
+]:
+    add(t, ["legal"])
+add("Court closures over the holidays: when does the local court reopen?")
+for t in [
+    "There's a defamatory comment about me on your page, please remove it",
+    "The reply under your post calls me a thief. That is defamation and I want it taken down",
+    "Your thread has libellous comments about my business, delete them",
+]:
+    add(t, ["defamation_complaint"])
+add("What do the defamation law reforms mean for council pages?")
+for t, dept, allowed in [
+    ("Thanks, your licence renewal is now processed.", "transport", ["tax"]),
+    ("The M4 reopens at 6pm tonight.", "transport", []),
+    ("Lodgement closes on 31 October.", "tax", ["health"]),
+]:
+    add(
+        t,
+        ["authorisation"],
+        direction="outbound",
+        visibility="public",
+        department=dept,
+        authorised_departments=allowed,
+    )
+add(
+    "The M4 reopens at 6pm tonight.",
+    direction="outbound",
+    visibility="public",
+    department="transport",
+    authorised_departments=["transport"],
+)
 
 
 def main() -> None:
