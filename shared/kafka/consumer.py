@@ -73,13 +73,23 @@ class HandlerContext:
 
 
 Handler = Callable[[HandlerContext, Envelope[Any]], Awaitable[None]]
+#: A handler of several consecutive events of one type from one partition, in one transaction: each event
+#: comes with its own context (offset, correlation id; ``emit`` through the context of the event it is about).
+BatchHandler = Callable[[list[tuple[HandlerContext, Envelope[Any]]]], Awaitable[None]]
 
 
 class EventRouter:
-    """Maps event types to handler functions (one per type), registered with a decorator."""
+    """Maps event types to handler functions (one per type), registered with a decorator.
+
+    A batch handler (``on_batch``) receives every consecutive event of its type in a fetched batch at once,
+    so it can read and write in bulk (one query for all the events instead of one per event). When a batch
+    fails, the runner redoes it one event at a time (savepoint each): the batch handler is then called with
+    a single event, so a poison event is still retried and dead-lettered on its own.
+    """
 
     def __init__(self) -> None:
         self.handlers: dict[str, Handler] = {}
+        self.batch_handlers: dict[str, BatchHandler] = {}
         self.models: dict[str, type[EventModel]] = {}
 
     def add(self, model: type[EventModel], handler: Handler) -> None:
@@ -88,9 +98,23 @@ class EventRouter:
         self.handlers[model.event_type] = handler
         self.models[model.event_type] = model
 
+    def add_batch(self, model: type[EventModel], handler: BatchHandler) -> None:
+        async def one(ctx: HandlerContext, envelope: Envelope[Any]) -> None:
+            await handler([(ctx, envelope)])
+
+        self.add(model, one)
+        self.batch_handlers[model.event_type] = handler
+
     def on(self, model: type[E]) -> Callable[[Handler], Handler]:
         def register(fn: Handler) -> Handler:
             self.add(model, fn)
+            return fn
+
+        return register
+
+    def on_batch(self, model: type[E]) -> Callable[[BatchHandler], BatchHandler]:
+        def register(fn: BatchHandler) -> BatchHandler:
+            self.add_batch(model, fn)
             return fn
 
         return register
@@ -340,6 +364,25 @@ class ConsumerRunner:
         async with self.db.transaction() as session:
             seen = await self._seen(session, items)
             handled: list[_Item] = []
+            run: list[_Item] = []  # consecutive events for one batch handler, not yet handled
+
+            async def flush_run() -> None:
+                if not run:
+                    return
+                envelope = run[0].envelope
+                assert envelope is not None  # noqa: S101 - only decoded items join a run
+                try:
+                    await self.router.batch_handlers[envelope.type](
+                        [(self._context(session, i), i.envelope) for i in run if i.envelope is not None]
+                    )
+                except Exception as exc:
+                    if is_infrastructure_error(exc):
+                        raise
+                    # Which event failed is unknown: the careful pass finds it, one event at a time.
+                    raise _NeedsCarefulPass(None) from exc
+                handled.extend(run)
+                run.clear()
+
             for item in items:
                 if item.event_id in seen:
                     outcomes["duplicate"] += 1
@@ -347,6 +390,12 @@ class ConsumerRunner:
                 if item.envelope is None:
                     raise _NeedsCarefulPass(None)
                 seen.add(item.event_id)
+                if item.envelope.type in self.router.batch_handlers:
+                    if run and run[0].envelope is not None and run[0].envelope.type != item.envelope.type:
+                        await flush_run()
+                    run.append(item)
+                    continue
+                await flush_run()
                 with self._log_context(tp, item):
                     try:
                         await self.router.handlers[item.envelope.type](
@@ -360,6 +409,7 @@ class ConsumerRunner:
                         ) from exc
                     log.debug("event_handled", outcome="handled")
                 handled.append(item)
+            await flush_run()
             if handled:
                 now = datetime.now(UTC)
                 await session.execute(
