@@ -81,9 +81,9 @@ BatchHandler = Callable[[list[tuple[HandlerContext, Envelope[Any]]]], Awaitable[
 class EventRouter:
     """Maps event types to handler functions (one per type), registered with a decorator.
 
-    A batch handler (``on_batch``) receives every consecutive event of its type in a fetched batch at once,
-    so it can read and write in bulk (one query for all the events instead of one per event). When a batch
-    fails, the runner redoes it one event at a time (savepoint each): the batch handler is then called with
+    A batch handler (``on_batch``) receives every consecutive event it handles in a fetched batch at once
+    (one handler may be registered for several types), so it can read and write in bulk (one query for all
+    the events instead of one per event). When a batch fails, the runner redoes it one event at a time (savepoint each): the batch handler is then called with
     a single event, so a poison event is still retried and dead-lettered on its own.
     """
 
@@ -390,8 +390,14 @@ class ConsumerRunner:
                 if item.envelope is None:
                     raise _NeedsCarefulPass(None)
                 seen.add(item.event_id)
-                if item.envelope.type in self.router.batch_handlers:
-                    if run and run[0].envelope is not None and run[0].envelope.type != item.envelope.type:
+                batch_handler = self.router.batch_handlers.get(item.envelope.type)
+                if batch_handler is not None:
+                    # A run is the consecutive events one batch handler takes (it may take several types).
+                    if (
+                        run
+                        and run[0].envelope is not None
+                        and (self.router.batch_handlers[run[0].envelope.type] is not batch_handler)
+                    ):
                         await flush_run()
                     run.append(item)
                     continue
