@@ -132,28 +132,31 @@ class PostFactRepository(RepositoryBase[PostFact]):
         await self.session.execute(stmt)
 
     async def upsert_many(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert or update many facts rows (each with the same keys and a distinct post id)."""
-        for chunk in _chunks(rows):
-            stmt = _insert(self.session, PostFact).values(list(chunk))
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[PostFact.post_id],
-                set_={k: stmt.excluded[k] for k in chunk[0] if k != "post_id"},
-            )
-            await self.session.execute(stmt)
+        """Insert or update many facts rows (each with the same keys and a distinct post id).
+
+        One cached statement run with many parameter sets (executemany), not a multi-VALUES statement: that
+        one is compiled again for every row count, which cost more than the database work."""
+        if not rows:
+            return
+        stmt = _insert(self.session, PostFact.__table__)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[PostFact.post_id],
+            set_={k: stmt.excluded[k] for k in rows[0] if k != "post_id"},
+        )
+        await self.session.execute(stmt, list(rows))
 
     async def replace_labels_many(self, labels: dict[str, Sequence[str]]) -> None:
         for chunk in _chunks(sorted(labels)):
             await self.session.execute(delete(PostLabel).where(PostLabel.post_id.in_(chunk)))
         rows = [{"post_id": p, "label": lb} for p, lbs in labels.items() for lb in lbs]
-        for part in _chunks(rows):
-            await self.session.execute(_insert(self.session, PostLabel).values(list(part)))
+        if rows:
+            await self.session.execute(_insert(self.session, PostLabel.__table__), rows)
 
     async def add_departments_many(self, departments: dict[str, Sequence[str]]) -> None:
         rows = [{"post_id": p, "department": d} for p, ds in departments.items() for d in ds]
-        for part in _chunks(rows):
-            await self.session.execute(
-                _insert(self.session, PostDepartment).values(list(part)).on_conflict_do_nothing()
-            )
+        if rows:
+            stmt = _insert(self.session, PostDepartment.__table__).on_conflict_do_nothing()
+            await self.session.execute(stmt, rows)
 
     async def replace_labels(self, post_id: str, labels: Sequence[str]) -> None:
         await self.session.execute(delete(PostLabel).where(PostLabel.post_id == post_id))
@@ -299,15 +302,16 @@ class RollupRepository(RepositoryBase[TimelinessDay]):
         return out
 
     async def mark_dirty_many(self, cells: Collection[tuple[str, datetime]]) -> None:
-        """Mark (department, day) rollup cells stale (distinct cells: one statement may touch a row once)."""
+        """Mark (department, day) rollup cells stale."""
         rows = [{"department": d, "day": day, "version": 1} for d, day in sorted(set(cells))]
-        for part in _chunks(rows):
-            stmt = _insert(self.session, TimelinessDayDirty).values(list(part))
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[TimelinessDayDirty.department, TimelinessDayDirty.day],
-                set_={"version": TimelinessDayDirty.version + 1},
-            )
-            await self.session.execute(stmt)
+        if not rows:
+            return
+        stmt = _insert(self.session, TimelinessDayDirty.__table__)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[TimelinessDayDirty.department, TimelinessDayDirty.day],
+            set_={"version": TimelinessDayDirty.version + 1},
+        )
+        await self.session.execute(stmt, rows)
 
     async def mark_dirty(self, *, department: str, day: datetime) -> None:
         stmt = _insert(self.session, TimelinessDayDirty).values(department=department, day=day, version=1)
