@@ -182,8 +182,24 @@ async def wait_assigned(
         await asyncio.sleep(0.05)
 
 
+async def idle_cpu_rates(platform: Platform, seconds: float = 3.0) -> dict[str, float]:
+    """CPU seconds per second each service burns with nothing to do (consumers polling, timers, relays)."""
+    pids = service_pids(platform)
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    started = time.perf_counter()
+    await asyncio.sleep(seconds)
+    elapsed = time.perf_counter() - started
+    return {name: (cpu_seconds(pid) - before[name]) / elapsed for name, pid in pids.items()}
+
+
 async def w2_open_loop(
-    platform: Platform, watcher: AssignmentWatcher, *, rate: int, seconds: float, late_bound: float
+    platform: Platform,
+    watcher: AssignmentWatcher,
+    *,
+    rate: int,
+    seconds: float,
+    late_bound: float,
+    idle: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Open-loop posts at ``rate``; latency from each post's scheduled send to its assignment.created.
 
@@ -227,6 +243,8 @@ async def w2_open_loop(
     last_arrival = max((watcher.arrived[p] for p in arrived), default=finished)
     accepted = len(posts)
     n = max(accepted, 1)
+    window = finished - started
+    idle = idle or {}
     return {
         "rate": rate,
         "sent": int(rate * seconds),
@@ -244,6 +262,13 @@ async def w2_open_loop(
         "p999_ms": percentile(latencies, 99.9) * 1000,
         "max_ms": max(latencies, default=float("nan")) * 1000,
         "cpu_ms_per_post": {name: (cpu_after[name] - cpu_before[name]) * 1000 / n for name in pids},
+        # The same less what the service burns when idle over the window: the work the posts caused, which
+        # does not grow when a loaded machine stretches the drain.
+        "work_cpu_ms_per_post": {
+            name: max(0.0, cpu_after[name] - cpu_before[name] - idle.get(name, 0.0) * window) * 1000 / n
+            for name in pids
+        },
+        "window_seconds": window,
         "hop_p50_ms": watcher.hops(scheduled_by_post),
     }
 
@@ -406,13 +431,19 @@ async def main_async(profile: Profile, var_dir: Path, options: Options) -> dict[
                 "assigned": sum(1 for p in warm if p in watcher.arrived),
                 "seconds": time.perf_counter() - drain_started,
             }
+            report["idle_cpu_per_s"] = idle = await idle_cpu_rates(platform)
             if options.py_spy:
                 spies = start_py_spy(platform, var_dir)
             report["W2"] = []
             for rate in rates:
                 runs = [
                     await w2_open_loop(
-                        platform, watcher, rate=rate, seconds=seconds, late_bound=profile.late_bound
+                        platform,
+                        watcher,
+                        rate=rate,
+                        seconds=seconds,
+                        late_bound=profile.late_bound,
+                        idle=idle,
                     )
                     for _ in range(profile.repeats)
                 ]
@@ -479,16 +510,27 @@ def w2_rows(report: dict[str, Any]) -> list[str]:
                 f"{r['p999_ms']:.1f}",
             )
         )
+    idle = report.get("idle_cpu_per_s", {})
     lines += [
         "",
-        "CPU time per post (ms, user + system from /proc, over the sends and the whole drain):",
+        "CPU time per post (ms, user + system from /proc over the sends and the whole drain; *work* is the "
+        "same less each service's idle CPU over that window — idle: "
+        + ", ".join(f"{n} {idle.get(n, 0) * 100:.1f}%" for n in SERVICES)
+        + " of a core):",
         "",
-        _row("Offered rate", *SERVICES, "total"),
-        "|---|" + "---|" * (len(SERVICES) + 1),
+        _row("Offered rate", *(f"{n} (work)" for n in SERVICES), "total", "total work"),
+        "|---|" + "---|" * (len(SERVICES) + 2),
     ]
     for r in report["W2"]:
-        cpu = r["cpu_ms_per_post"]
-        lines.append(_row(r["rate"], *(f"{cpu[n]:.2f}" for n in SERVICES), f"{sum(cpu.values()):.2f}"))
+        cpu, work = r["cpu_ms_per_post"], r.get("work_cpu_ms_per_post", r["cpu_ms_per_post"])
+        lines.append(
+            _row(
+                r["rate"],
+                *(f"{cpu[n]:.2f} ({work[n]:.2f})" for n in SERVICES),
+                f"{sum(cpu.values()):.2f}",
+                f"{sum(work.values()):.2f}",
+            )
+        )
     lines += [
         "",
         "Median time per hop (ms): send → posts.received (ingest + its relay), → posts.screened (policy), "
