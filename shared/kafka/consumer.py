@@ -83,8 +83,9 @@ class EventRouter:
 
     A batch handler (``on_batch``) receives every consecutive event it handles in a fetched batch at once
     (one handler may be registered for several types), so it can read and write in bulk (one query for all
-    the events instead of one per event). When a batch fails, the runner redoes it one event at a time (savepoint each): the batch handler is then called with
-    a single event, so a poison event is still retried and dead-lettered on its own.
+    the events instead of one per event). When a batch fails, the runner redoes it one event at a time
+    (savepoint each): the batch handler is then called with a single event, so a poison event is still
+    retried and dead-lettered on its own.
     """
 
     def __init__(self) -> None:
@@ -419,7 +420,7 @@ class ConsumerRunner:
             if handled:
                 now = datetime.now(UTC)
                 await session.execute(
-                    insert(self.inbox_model),
+                    insert(self.inbox_model.__table__),  # type: ignore[attr-defined]  # Core executemany
                     [
                         {
                             "consumer_group": self.group_id,
