@@ -1,8 +1,10 @@
 """Inbox-guarded consumer runner: exactly-once effects on top of at-least-once delivery.
 
-For each fetched batch, each partition's messages are handled in ONE database transaction: per message an
-inbox row (consumer group, event id) is inserted and the handler runs, inside a savepoint; the handler writes
-its effects and any outbox rows into the same session. After the transaction commits, the offsets of every
+For each fetched batch, each topic's messages (all its fetched partitions, each partition's in order) are
+handled in ONE database transaction: the handlers run (a batch handler once for a run of consecutive events
+it takes), then one multi-row insert adds an inbox row (consumer group, event id) per message; the handlers
+write their effects and any outbox rows into the same session. If a message is poison, a handler raises or
+an inbox row conflicts, the batch is redone one message at a time, each with its inbox row in a savepoint. After the transaction commits, the offsets of every
 partition in the batch are committed (``offset + 1``), once per batch. A redelivered message finds its inbox
 row and is skipped, so replaying a topic from the beginning changes nothing.
 
@@ -251,9 +253,15 @@ class ConsumerRunner:
             if not batches:
                 continue
             offsets: dict[TopicPartition, int] = {}
+            # One transaction per topic for all its partitions in this fetch (each partition's messages stay
+            # in order): at moderate rates a fetch brings a few messages per partition, and a transaction,
+            # an inbox lookup and a batch handler call per partition cost more than the messages themselves.
+            by_topic: dict[str, list[ConsumerRecord[bytes, bytes]]] = {}
             for tp, records in batches.items():
-                await self._handle_with_retry(tp, records)
+                by_topic.setdefault(tp.topic, []).extend(records)
                 offsets[tp] = records[-1].offset + 1
+            for topic, records in by_topic.items():
+                await self._handle_with_retry(topic, records)
             failpoints.hit("consumer.after_db_commit")
             try:
                 await self.consumer.commit(offsets)
@@ -272,15 +280,13 @@ class ConsumerRunner:
             if end is not None:
                 CONSUMER_LAG.labels(tp.topic, str(tp.partition), self.group_id).set(max(0, end - next_offset))
 
-    async def _handle_with_retry(
-        self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
-    ) -> None:
+    async def _handle_with_retry(self, topic: str, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         items = [self._decode(r) for r in records]
         backoff = 0.2
         while True:
             started = time.perf_counter()
             try:
-                await self._handle_batch(tp, items)
+                await self._handle_batch(topic, items)
                 HANDLER_SECONDS.labels(self.group_id).observe(time.perf_counter() - started)
                 self.healthy = True
                 return
@@ -292,8 +298,8 @@ class ConsumerRunner:
                 log.warning(
                     "batch_failed_will_retry",
                     group=self.group_id,
-                    topic=tp.topic,
-                    partition=tp.partition,
+                    topic=topic,
+                    partitions=sorted({r.partition for r in records}),
                     error_type=type(exc).__name__,
                     error=str(exc)[:300],
                 )
@@ -314,18 +320,18 @@ class ConsumerRunner:
         except (ValidationError, UnknownEventType, ValueError) as exc:
             return _Item(record, None, f"{type(exc).__name__}: {str(exc)[:500]}", fallback_id, cid)
 
-    async def _handle_batch(self, tp: TopicPartition, items: list[_Item]) -> None:
+    async def _handle_batch(self, topic: str, items: list[_Item]) -> None:
         """Fast path first: the whole batch in one transaction, no savepoints, one inbox insert. If a
         message is poison, a handler raises or an inbox row conflicts, redo the batch one message at a
         time (savepoint each) so that only the culprit is retried and dead-lettered."""
         try:
-            outcomes = await self._handle_batch_fast(tp, items)
+            outcomes = await self._handle_batch_fast(items)
         except _NeedsCarefulPass as careful:
-            outcomes = await self._handle_batch_careful(tp, items, first_failure=careful.failure)
+            outcomes = await self._handle_batch_careful(items, first_failure=careful.failure)
         except sa_exc.IntegrityError:
-            outcomes = await self._handle_batch_careful(tp, items, first_failure=None)
+            outcomes = await self._handle_batch_careful(items, first_failure=None)
         for outcome, count in outcomes.items():
-            EVENTS_CONSUMED.labels(tp.topic, self.group_id, outcome).inc(count)
+            EVENTS_CONSUMED.labels(topic, self.group_id, outcome).inc(count)
 
     async def _seen(self, session: AsyncSession, items: list[_Item]) -> set[str]:
         inbox = self.inbox_model
@@ -360,7 +366,7 @@ class ConsumerRunner:
             correlation_id=item.correlation_id,
         )
 
-    async def _handle_batch_fast(self, tp: TopicPartition, items: list[_Item]) -> dict[str, int]:
+    async def _handle_batch_fast(self, items: list[_Item]) -> dict[str, int]:
         outcomes = {"handled": 0, "duplicate": 0}
         async with self.db.transaction() as session:
             seen = await self._seen(session, items)
@@ -403,7 +409,7 @@ class ConsumerRunner:
                     run.append(item)
                     continue
                 await flush_run()
-                with self._log_context(tp, item):
+                with self._log_context(item):
                     try:
                         await self.router.handlers[item.envelope.type](
                             self._context(session, item), item.envelope
@@ -438,13 +444,13 @@ class ConsumerRunner:
         return outcomes
 
     async def _handle_batch_careful(
-        self, tp: TopicPartition, items: list[_Item], *, first_failure: tuple[str, str] | None
+        self, items: list[_Item], *, first_failure: tuple[str, str] | None
     ) -> dict[str, int]:
         outcomes: dict[str, int] = {}
         async with self.db.transaction() as session:
             seen = await self._seen(session, items)
             for item in items:
-                with self._log_context(tp, item):
+                with self._log_context(item):
                     if item.event_id in seen:
                         outcome = "duplicate"
                     else:
@@ -457,11 +463,11 @@ class ConsumerRunner:
                     log.debug("event_handled", outcome=outcome)
         return outcomes
 
-    def _log_context(self, tp: TopicPartition, item: _Item) -> contextlib.AbstractContextManager[None]:
+    def _log_context(self, item: _Item) -> contextlib.AbstractContextManager[None]:
         return log_context(
             event_id=item.event_id,
-            topic=tp.topic,
-            partition=tp.partition,
+            topic=item.record.topic,
+            partition=item.record.partition,
             offset=item.record.offset,
             correlation_id=item.correlation_id,
         )
