@@ -67,7 +67,7 @@ class Profile:
 
 PROFILES = {
     "full": Profile("full", 3, 10.0, 10.0, (100, 500, 1000), (250, 500, 750, 1000, 1500, 2000), 2000, 120.0),
-    "smoke": Profile("smoke", 1, 3.0, 4.0, (100,), (300,), 500, 20.0),
+    "smoke": Profile("smoke", 1, 2.0, 3.0, (100,), (300,), 500, 15.0),
 }
 # Goals on this 2-core machine (issue 8) and the smoke floor: half of each.
 GOAL_SUSTAINED = 1000
