@@ -84,7 +84,13 @@ class Connection:
 
 
 async def closed_loop(
-    *, host: str, port: int, make_request: Callable[[int], bytes], connections: int, duration: float
+    *,
+    host: str,
+    port: int,
+    make_request: Callable[[int], bytes],
+    connections: int,
+    duration: float,
+    on_response: Callable[[int, int, bytes], None] | None = None,
 ) -> Result:
     result = Result()
     counter = 0
@@ -95,16 +101,19 @@ async def closed_loop(
         conn = Connection(host, port)
         while time.perf_counter() < deadline:
             counter += 1
-            raw = make_request(counter)
+            i = counter
+            raw = make_request(i)
             started = time.perf_counter()
             try:
-                status, _ = await conn.request(raw)
+                status, body = await conn.request(raw)
             except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError):
                 result.errors += 1
                 conn.close()
                 continue
             result.latencies.append(time.perf_counter() - started)
             result.statuses[status] = result.statuses.get(status, 0) + 1
+            if on_response is not None:
+                on_response(i, status, body)
         conn.close()
 
     started = time.perf_counter()

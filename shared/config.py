@@ -32,6 +32,13 @@ class KafkaSettings(BaseSettings):
     fetch_max_wait_ms: int = Field(
         10, ge=1, le=10_000, description="Longest a fetch waits for data. Keep small for the embedded broker."
     )
+    idle_fetch_max_wait_ms: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="Fetch wait once a consumer has had no message for about a second (fewer idle fetches); "
+        "back to fetch_max_wait_ms as soon as a message arrives.",
+    )
     max_poll_records: int = Field(500, ge=1, le=10_000, description="Most messages handled in one batch.")
     max_poll_interval_ms: int = Field(
         300_000, ge=10_000, description="Longest gap between polls before the group evicts a consumer."

@@ -24,22 +24,21 @@ def build_router(settings: MetricsSettings) -> EventRouter:
     )
     window = timedelta(minutes=settings.spike_emit_window_minutes)
 
-    async def on_post_event(ctx: HandlerContext, envelope: Envelope[Any]) -> None:
-        recorded = await service.record_event(
-            session=ctx.session,
-            envelope=envelope,
-            topic=ctx.topic,
-            partition=ctx.partition,
-            offset=ctx.offset,
-            now=ctx.now,
+    async def on_post_events(batch: list[tuple[HandlerContext, Envelope[Any]]]) -> None:
+        # A consumer batch at once: bulk reads and writes, each post's facts refolded once.
+        first = batch[0][0]
+        recorded = await service.record_events(
+            session=first.session,
+            events=[service.Incoming(e, ctx.topic, ctx.partition, ctx.offset) for ctx, e in batch],
+            now=first.now,
             spike_rule=rule,
             spike_emit_window=window,
         )
         for spike in recorded.spikes:
-            ctx.emit(spike)
+            first.emit(spike)
 
     for model in EVENT_TYPES.values():
         # Metrics' own spike events are not about a post; everything else is.
         if model.topic != Topic.VOLUME_SPIKES:
-            router.add(model, on_post_event)
+            router.add_batch(model, on_post_events)
     return router

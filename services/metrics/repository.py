@@ -82,8 +82,35 @@ async def set_statement_timeout(session: AsyncSession, milliseconds: int) -> Non
         await session.execute(text(f"SET LOCAL statement_timeout = {int(milliseconds)}"))
 
 
+#: Rows per multi-row statement: stays well inside SQLite's bound-parameter limit for wide rows.
+CHUNK = 200
+
+
+def _chunks(rows: Sequence[Any]) -> list[Sequence[Any]]:
+    return [rows[i : i + CHUNK] for i in range(0, len(rows), CHUNK)]
+
+
 class PostEventRepository(RepositoryBase[PostEvent]):
     model = PostEvent
+
+    async def existing_ids(self, event_ids: Collection[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(sorted(event_ids)):
+            found |= set(
+                await self.session.scalars(select(PostEvent.event_id).where(PostEvent.event_id.in_(chunk)))
+            )
+        return found
+
+    async def timelines(self, post_ids: Sequence[str]) -> list[PostEvent]:
+        """The events of these posts, each post's in timeline order."""
+        out: list[PostEvent] = []
+        for chunk in _chunks(post_ids):
+            out += await self.get_all(
+                self.select()
+                .where(PostEvent.post_id.in_(chunk))
+                .order_by(PostEvent.post_id, PostEvent.occurred_at, PostEvent.recorded_at, PostEvent.event_id)
+            )
+        return out
 
     async def timeline(self, post_id: str) -> Sequence[PostEvent]:
         return await self.get_all(
@@ -103,6 +130,33 @@ class PostFactRepository(RepositoryBase[PostFact]):
             set_={k: stmt.excluded[k] for k in values if k != "post_id"},
         )
         await self.session.execute(stmt)
+
+    async def upsert_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert or update many facts rows (each with the same keys and a distinct post id).
+
+        One cached statement run with many parameter sets (executemany), not a multi-VALUES statement: that
+        one is compiled again for every row count, which cost more than the database work."""
+        if not rows:
+            return
+        stmt = _insert(self.session, PostFact.__table__)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[PostFact.post_id],
+            set_={k: stmt.excluded[k] for k in rows[0] if k != "post_id"},
+        )
+        await self.session.execute(stmt, list(rows))
+
+    async def replace_labels_many(self, labels: dict[str, Sequence[str]]) -> None:
+        for chunk in _chunks(sorted(labels)):
+            await self.session.execute(delete(PostLabel).where(PostLabel.post_id.in_(chunk)))
+        rows = [{"post_id": p, "label": lb} for p, lbs in labels.items() for lb in lbs]
+        if rows:
+            await self.session.execute(_insert(self.session, PostLabel.__table__), rows)
+
+    async def add_departments_many(self, departments: dict[str, Sequence[str]]) -> None:
+        rows = [{"post_id": p, "department": d} for p, ds in departments.items() for d in ds]
+        if rows:
+            stmt = _insert(self.session, PostDepartment.__table__).on_conflict_do_nothing()
+            await self.session.execute(stmt, rows)
 
     async def replace_labels(self, post_id: str, labels: Sequence[str]) -> None:
         await self.session.execute(delete(PostLabel).where(PostLabel.post_id == post_id))
@@ -236,6 +290,29 @@ class RollupRepository(RepositoryBase[TimelinessDay]):
         ).first()
         return None if row is None else (row[0], row[1])
 
+    async def fact_cells(self, post_ids: Sequence[str]) -> dict[str, tuple[str | None, datetime | None]]:
+        out: dict[str, tuple[str | None, datetime | None]] = {}
+        for chunk in _chunks(post_ids):
+            rows = await self.session.execute(
+                select(PostFact.post_id, PostFact.department, PostFact.received_at).where(
+                    PostFact.post_id.in_(chunk)
+                )
+            )
+            out.update({p: (d, r) for p, d, r in rows})
+        return out
+
+    async def mark_dirty_many(self, cells: Collection[tuple[str, datetime]]) -> None:
+        """Mark (department, day) rollup cells stale."""
+        rows = [{"department": d, "day": day, "version": 1} for d, day in sorted(set(cells))]
+        if not rows:
+            return
+        stmt = _insert(self.session, TimelinessDayDirty.__table__)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[TimelinessDayDirty.department, TimelinessDayDirty.day],
+            set_={"version": TimelinessDayDirty.version + 1},
+        )
+        await self.session.execute(stmt, rows)
+
     async def mark_dirty(self, *, department: str, day: datetime) -> None:
         stmt = _insert(self.session, TimelinessDayDirty).values(department=department, day=day, version=1)
         stmt = stmt.on_conflict_do_update(
@@ -306,14 +383,14 @@ class RollupRepository(RepositoryBase[TimelinessDay]):
 class VolumeRepository(RepositoryBase[VolumeBucket]):
     model = VolumeBucket
 
-    async def increment(self, *, kind: str, key: str, bucket_start: datetime) -> int:
-        """Add one post to the bucket and return its new count."""
+    async def increment(self, *, kind: str, key: str, bucket_start: datetime, by: int = 1) -> int:
+        """Add ``by`` posts to the bucket and return its new count."""
         stmt = _insert(self.session, VolumeBucket).values(
-            kind=kind, key=key, bucket_start=bucket_start, count=1
+            kind=kind, key=key, bucket_start=bucket_start, count=by
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=[VolumeBucket.kind, VolumeBucket.key, VolumeBucket.bucket_start],
-            set_={"count": VolumeBucket.count + 1},
+            set_={"count": VolumeBucket.count + by},
         ).returning(VolumeBucket.count)
         return int((await self.session.execute(stmt)).scalar_one())
 

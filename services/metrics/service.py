@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -66,6 +66,16 @@ class Recorded:
     spikes: list[Envelope[VolumeSpikeV1]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Incoming:
+    """An event to record, with where it was read from."""
+
+    envelope: Envelope[Any]
+    topic: str
+    partition: int
+    offset: int
+
+
 async def record_event(
     *,
     session: AsyncSession,
@@ -81,39 +91,78 @@ async def record_event(
 
     A replayed event (already stored) changes nothing and returns ``stored=False``.
     """
+    return await record_events(
+        session=session,
+        events=[Incoming(envelope, topic, partition, offset)],
+        now=now,
+        spike_rule=spike_rule,
+        spike_emit_window=spike_emit_window,
+    )
+
+
+async def record_events(
+    *,
+    session: AsyncSession,
+    events: Sequence[Incoming],
+    now: datetime,
+    spike_rule: SpikeRule | None = None,
+    spike_emit_window: timedelta = timedelta(hours=2),
+) -> Recorded:
+    """``record_event`` for a consumer batch, in bulk: one read of the events stored before, one insert of
+    the new ones, one read of their posts' timelines, each post's facts refolded once, and multi-row
+    upserts of the facts, labels, departments, dirty rollup days and volume counters.
+
+    ``stored`` is whether any event was new; replayed events change nothing.
+    """
     repo = PostEventRepository(session)
-    if await repo.get(envelope.id) is not None:
+    known = await repo.existing_ids({e.envelope.id for e in events})
+    new: list[tuple[Envelope[Any], dict[str, Any]]] = []
+    for item in events:
+        envelope = item.envelope
+        if envelope.id in known:
+            continue
+        known.add(envelope.id)
+        attributes = attributes_of(envelope.data.model_dump(mode="json"))
+        new.append((envelope, attributes))
+        session.add(
+            PostEvent(
+                event_id=envelope.id,
+                post_id=envelope.subject,
+                type=envelope.type,
+                source=envelope.source,
+                occurred_at=_occurred_at(envelope.time, attributes),
+                recorded_at=now,
+                topic=item.topic,
+                partition=item.partition,
+                offset=item.offset,
+                attributes=attributes,
+            )
+        )
+    if not new:
         return Recorded(stored=False)
-    attributes = attributes_of(envelope.data.model_dump(mode="json"))
-    await repo.add(
-        PostEvent(
-            event_id=envelope.id,
-            post_id=envelope.subject,
-            type=envelope.type,
-            source=envelope.source,
+    await session.flush()
+    facts = await refresh_facts_many(session=session, post_ids={e.subject for e, _ in new})
+    volume: dict[tuple[str, str, datetime], int] = defaultdict(int)
+    for envelope, attributes in new:
+        prometheus.observe_event(
+            event_type=envelope.type,
             occurred_at=_occurred_at(envelope.time, attributes),
-            recorded_at=now,
-            topic=topic,
-            partition=partition,
-            offset=offset,
+            facts=facts[envelope.subject],
             attributes=attributes,
         )
-    )
-    occurred_at = _occurred_at(envelope.time, attributes)
-    facts = await refresh_facts(session=session, post_id=envelope.subject)
-    prometheus.observe_event(
-        event_type=envelope.type, occurred_at=occurred_at, facts=facts, attributes=attributes
-    )
+        for kind, key, at in volume_keys(envelope.type, attributes, envelope.time):
+            volume[(kind, key, bucket_start(at, Interval.HOUR))] += 1
     spikes: list[Envelope[VolumeSpikeV1]] = []
-    for kind, key, at in volume_keys(envelope.type, attributes, envelope.time):
+    for (kind, key, hour), n in volume.items():
         spike = await count_volume(
             session=session,
             kind=kind,
             key=key,
-            at=at,
+            at=hour,
             now=now,
             rule=spike_rule or SpikeRule(),
             emit_window=spike_emit_window,
+            n=n,
         )
         if spike is not None:
             spikes.append(spike)
@@ -126,23 +175,29 @@ def _occurred_at(envelope_time: datetime, attributes: dict[str, Any]) -> datetim
 
 
 async def refresh_facts(*, session: AsyncSession, post_id: str) -> PostFacts:
-    events = await PostEventRepository(session).timeline(post_id)
-    facts = fold(
-        post_id,
-        (EventRecord(e.event_id, e.type, e.occurred_at, e.attributes) for e in events),
-    )
+    return (await refresh_facts_many(session=session, post_ids={post_id}))[post_id]
+
+
+async def refresh_facts_many(*, session: AsyncSession, post_ids: Collection[str]) -> dict[str, PostFacts]:
+    """Refold the posts' facts from their stored timelines and mark their day rollups stale."""
+    ids = sorted(post_ids)
+    timelines: dict[str, list[EventRecord]] = {p: [] for p in ids}
+    for e in await PostEventRepository(session).timelines(ids):
+        timelines[e.post_id].append(EventRecord(e.event_id, e.type, e.occurred_at, e.attributes))
+    facts = {p: fold(p, timelines[p]) for p in ids}
     repo = PostFactRepository(session)
     rollups = RollupRepository(session)
-    before = await rollups.fact_cell(post_id)
-    await repo.upsert(facts.columns())
-    await repo.replace_labels(post_id, facts.labels)
-    await repo.add_departments(post_id, facts.departments)
-    # The day rollups of the cell the post was in and the one it is in now are stale.
-    for department, received_at in {before or (None, None), (facts.department, facts.received_at)}:
-        if received_at is not None:
-            await rollups.mark_dirty(
-                department=department or NO_DEPARTMENT, day=bucket_start(received_at, Interval.DAY)
-            )
+    before = await rollups.fact_cells(ids)
+    await repo.upsert_many([f.columns() for f in facts.values()])
+    await repo.replace_labels_many({p: f.labels for p, f in facts.items()})
+    await repo.add_departments_many({p: f.departments for p, f in facts.items()})
+    # The day rollups of the cell each post was in and the one it is in now are stale.
+    dirty: set[tuple[str, datetime]] = set()
+    for p, f in facts.items():
+        for department, received_at in {before.get(p, (None, None)), (f.department, f.received_at)}:
+            if received_at is not None:
+                dirty.add((department or NO_DEPARTMENT, bucket_start(received_at, Interval.DAY)))
+    await rollups.mark_dirty_many(dirty)
     return facts
 
 
@@ -168,15 +223,16 @@ async def count_volume(
     now: datetime,
     rule: SpikeRule,
     emit_window: timedelta,
+    n: int = 1,
 ) -> Envelope[VolumeSpikeV1] | None:
-    """Add one post to its hour; when that first makes the hour a spike, record it and return the event.
+    """Add ``n`` posts to their hour; when that first makes the hour a spike, record it and return the event.
 
     Spikes of hours older than ``emit_window`` are recorded but not announced: rebuilding metrics from the
     beginning of the topics must not page supervisors about last month.
     """
     repo = VolumeRepository(session)
     hour = bucket_start(at, Interval.HOUR)
-    count = await repo.increment(kind=kind, key=key, bucket_start=hour)
+    count = await repo.increment(kind=kind, key=key, bucket_start=hour, by=n)
     if count < rule.min_count:
         return None  # cheap exit: most hours never reach the floor
     baseline_rows = await repo.counts(

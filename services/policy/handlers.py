@@ -10,8 +10,13 @@ from shared.kafka import EventRouter, HandlerContext
 router = EventRouter()
 
 
-@router.on(PostReceivedV1)
-async def on_post_received(ctx: HandlerContext, envelope: Envelope[Any]) -> None:
-    screened = await service.screen_post(session=ctx.session, post=envelope.data, now=ctx.now)
-    if screened is not None:
-        ctx.emit(screened)
+@router.on_batch(PostReceivedV1)
+async def on_posts_received(batch: list[tuple[HandlerContext, Envelope[Any]]]) -> None:
+    # The whole consumer batch at once: one read of what was screened before, one insert.
+    first = batch[0][0]
+    screened = await service.screen_posts(
+        session=first.session, posts=[e.data for _, e in batch], now=first.now
+    )
+    for (ctx, _), event in zip(batch, screened, strict=True):
+        if event is not None:
+            ctx.emit(event)

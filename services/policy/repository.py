@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import func, select
 
@@ -13,6 +13,12 @@ class ScreeningRepository(RepositoryBase[Screening]):
 
     async def get_by_post_id(self, post_id: str) -> Screening | None:
         return await self.get_one_or_none(self.select().where(Screening.post_id == post_id))
+
+    async def screened_post_ids(self, post_ids: Collection[str]) -> set[str]:
+        if not post_ids:
+            return set()
+        stmt = select(Screening.post_id).where(Screening.post_id.in_(post_ids))
+        return set((await self.session.execute(stmt)).scalars())
 
     async def labels_of_post(self, post_id: str) -> list[str] | None:
         result = await self.session.execute(select(Screening.labels).where(Screening.post_id == post_id))

@@ -148,9 +148,30 @@ async def screen_post(
     *, session: AsyncSession, post: PostReceivedV1, now: datetime
 ) -> Envelope[PostScreenedV1] | None:
     """Store the screening of ``post``; returns the event to emit, or None if it was screened before."""
+    return (await screen_posts(session=session, posts=[post], now=now))[0]
+
+
+async def screen_posts(
+    *, session: AsyncSession, posts: Sequence[PostReceivedV1], now: datetime
+) -> list[Envelope[PostScreenedV1] | None]:
+    """Screen a consumer batch: one query for the posts screened before (None for those, and for a post
+    that appears twice), one multi-row insert of the new screenings; the event to emit for each post."""
     repo = ScreeningRepository(session)
-    if await repo.get_by_post_id(post.post_id) is not None:
-        return None
+    done = await repo.screened_post_ids({p.post_id for p in posts})
+    out: list[Envelope[PostScreenedV1] | None] = []
+    for post in posts:
+        if post.post_id in done:
+            out.append(None)
+            continue
+        done.add(post.post_id)
+        out.append(await _screen(session, repo, post, now))
+    await session.flush()
+    return out
+
+
+async def _screen(
+    session: AsyncSession, repo: ScreeningRepository, post: PostReceivedV1, now: datetime
+) -> Envelope[PostScreenedV1]:
     pack = await active_pack(session)
     modes = await active_modes(session, jurisdiction=pack.pack.jurisdiction, now=now)
     ctx = engine.Context(
@@ -190,7 +211,7 @@ async def screen_post(
         failed_rules=result.failed_rules,
         screened_at=now,
     )
-    await repo.add(screening)
+    await repo.add(screening, flush=False)
     if result.failed_rules:
         log.warning("rules_failed", post_id=post.post_id, rules=result.failed_rules)
     event = PostScreenedV1(

@@ -11,18 +11,21 @@ from shared.kafka import EventRouter, HandlerContext
 def build_router(config: service.RoutingConfig) -> EventRouter:
     router = EventRouter()
 
-    @router.on(PostReceivedV1)
-    async def on_post_received(ctx: HandlerContext, envelope: Envelope[Any]) -> None:
+    @router.on_batch(PostReceivedV1)
+    async def on_posts_received(batch: list[tuple[HandlerContext, Envelope[Any]]]) -> None:
         # Only the receipt time and thread id: SLA clocks start at receipt, continuity follows the thread.
-        await service.record_post_received(session=ctx.session, post=envelope.data)
+        await service.record_posts_received(session=batch[0][0].session, posts=[e.data for _, e in batch])
 
-    @router.on(PostScreenedV1)
-    async def on_post_screened(ctx: HandlerContext, envelope: Envelope[Any]) -> None:
-        events = await service.assign_post(
-            session=ctx.session, post=envelope.data, config=config, now=ctx.now
+    @router.on_batch(PostScreenedV1)
+    async def on_posts_screened(batch: list[tuple[HandlerContext, Envelope[Any]]]) -> None:
+        # One routing pass and one queue drain for the whole batch (one transaction).
+        first = batch[0][0]
+        per_post = await service.assign_posts(
+            session=first.session, posts=[e.data for _, e in batch], config=config, now=first.now
         )
-        for event in events:
-            ctx.emit(event)
-        audit.record_events(ctx.session, events, actor=audit.CONSUMER_ACTOR)
+        for (ctx, _), events in zip(batch, per_post, strict=True):
+            for event in events:
+                ctx.emit(event)
+            audit.record_events(ctx.session, events, actor=audit.CONSUMER_ACTOR)
 
     return router

@@ -171,12 +171,30 @@ class RuleSetRepository(RepositoryBase[RuleSetRow]):
 class PostContextRepository(RepositoryBase[PostContext]):
     model = PostContext
 
+    async def get_many(self, post_ids: Collection[str]) -> dict[str, PostContext]:
+        if not post_ids:
+            return {}
+        rows = await self.get_all(self.select().where(PostContext.post_id.in_(post_ids)))
+        return {c.post_id: c for c in rows}
+
+    async def existing(self, post_ids: Collection[str]) -> set[str]:
+        if not post_ids:
+            return set()
+        stmt = select(PostContext.post_id).where(PostContext.post_id.in_(post_ids))
+        return set((await self.session.execute(stmt)).scalars())
+
 
 class AssignmentRepository(RepositoryBase[Assignment]):
     model = Assignment
 
     async def get_by_post_id(self, post_id: str) -> Assignment | None:
         return await self.get_one_or_none(self.select().where(Assignment.post_id == post_id))
+
+    async def by_post_ids(self, post_ids: Collection[str]) -> dict[str, Assignment]:
+        if not post_ids:
+            return {}
+        rows = await self.get_all(self.select().where(Assignment.post_id.in_(post_ids)))
+        return {a.post_id: a for a in rows}
 
     async def get_for_update(self, assignment_id: str) -> Assignment | None:
         return await self.get_one_or_none(
@@ -214,16 +232,17 @@ class AssignmentRepository(RepositoryBase[Assignment]):
                 out.setdefault(conv, set()).add(rid)
         return out
 
-    async def awaiting_public_for(self, *, author_ref: str, conversation_id: str | None) -> Assignment | None:
-        """The assignment waiting for this author's answer: same conversation when known, else same author."""
-        stmt = self.select().where(Assignment.status == "awaiting_public")
-        if conversation_id is not None:
-            stmt = stmt.where(Assignment.conversation_id == conversation_id)
-        else:
-            stmt = stmt.where(Assignment.author_ref == author_ref)
-        return await self.get_one_or_none(
-            stmt.order_by(Assignment.created_at.desc()).limit(1).with_for_update()
+    async def awaiting_public_among(
+        self, author_refs: Collection[str], conversations: Collection[str]
+    ) -> Sequence[Assignment]:
+        """Assignments waiting for the public's answer from any of these authors or conversations (locked)."""
+        if not author_refs and not conversations:
+            return []
+        stmt = self.select().where(
+            Assignment.status == "awaiting_public",
+            or_(Assignment.author_ref.in_(author_refs), Assignment.conversation_id.in_(conversations)),
         )
+        return await self.get_all(stmt.order_by(Assignment.created_at.desc()).with_for_update())
 
     async def expired_offers(self, *, now: datetime, limit: int) -> Sequence[Assignment]:
         stmt = (

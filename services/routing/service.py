@@ -254,48 +254,159 @@ def resume_clocks(a: Assignment, calendar: sla.Calendar | None, now: datetime) -
 # --- routing a screened post ---
 
 
-async def record_post_received(*, session: AsyncSession, post: PostReceivedV1) -> None:
-    repo = PostContextRepository(session)
-    if await repo.get(post.post_id) is None:
-        await repo.add(
+async def record_posts_received(*, session: AsyncSession, posts: Sequence[PostReceivedV1]) -> None:
+    """Keep each post's receipt time and thread id (SLA clocks start at receipt; continuity follows the
+    thread): one read and one multi-row insert for a whole consumer batch."""
+    known = await PostContextRepository(session).existing({p.post_id for p in posts})
+    for post in posts:
+        if post.post_id in known:
+            continue
+        known.add(post.post_id)
+        session.add(
             PostContext(
                 post_id=post.post_id, received_at=post.received_at, conversation_id=post.conversation_id
             )
         )
+    await session.flush()
+
+
+async def record_post_received(*, session: AsyncSession, post: PostReceivedV1) -> None:
+    await record_posts_received(session=session, posts=[post])
 
 
 async def assign_post(
     *, session: AsyncSession, post: PostScreenedV1, config: RoutingConfig, now: datetime
 ) -> Events:
     """Route one screened post. Idempotent: a post that already has an assignment yields no events."""
+    return (await assign_posts(session=session, posts=[post], config=config, now=now))[0]
+
+
+@dataclass
+class _Routed:
+    """A post routed in this batch whose assignment.created waits for the batch's queue drain."""
+
+    assignment: Assignment
+    post: PostScreenedV1
+    calendar: sla.Calendar | None
+    policy_name: str
+
+
+async def assign_posts(
+    *, session: AsyncSession, posts: Sequence[PostScreenedV1], config: RoutingConfig, now: datetime
+) -> list[Events]:
+    """Route a batch of screened posts (a consumer batch, one transaction); the events of each post, in order.
+
+    Idempotent: a post that already has an assignment (or appears twice) yields no events. The state is read
+    in bulk (existing assignments, receipts, assignments awaiting the public's answer: one query each), the
+    new assignments are inserted together, and the departments' queues are drained once for the whole
+    batch, not once per post. Each routed post's ``assignment.created`` (with its status after the drain)
+    comes before the drain's offers, so a post's events keep their order.
+    """
     repo = AssignmentRepository(session)
-    if await repo.get_by_post_id(post.post_id) is not None:
-        return []
-    context = await PostContextRepository(session).get(post.post_id)
-    received_at = context.received_at if context is not None else post.screened_at
-    conversation = context.conversation_id if context is not None else None
-    facts = rules.PostFacts.from_screened(post)
+    ids = {p.post_id for p in posts} | {p.duplicate_of for p in posts if p.duplicate_of}
+    by_post = await repo.by_post_ids(ids)
+    contexts = await PostContextRepository(session).get_many({p.post_id for p in posts})
+    authors = {p.author_ref for p in posts}
+    conversations = {c.conversation_id for c in contexts.values() if c.conversation_id}
+    awaiting = list(await repo.awaiting_public_among(authors, conversations))
+    out: list[Events] = []
+    routed: list[_Routed] = []
+    for post in posts:
+        if post.post_id in by_post:
+            out.append([])
+            continue
+        context = contexts.get(post.post_id)
+        received_at = context.received_at if context is not None else post.screened_at
+        conversation = context.conversation_id if context is not None else None
+        facts = rules.PostFacts.from_screened(post)
 
-    if post.duplicate_of:
-        parent = await repo.get_by_post_id(post.duplicate_of)
-        while parent is not None and parent.status == "grouped" and parent.grouped_with:
-            parent = await repo.get(parent.grouped_with)
-        if parent is not None and parent.status in OPEN:
-            return await _group(session, post, parent, facts, received_at, conversation, now)
+        if post.duplicate_of:
+            parent = by_post.get(post.duplicate_of)
+            while parent is not None and parent.status == "grouped" and parent.grouped_with:
+                parent = await repo.get(parent.grouped_with)
+            if parent is not None and parent.status in OPEN:
+                events = await _group(session, post, parent, facts, received_at, conversation, now)
+                by_post[post.post_id] = parent  # a duplicate of this post joins the same work
+                out.append(events)
+                continue
 
-    waiting_on_public = await repo.awaiting_public_for(
-        author_ref=post.author_ref, conversation_id=conversation
+        waiting_on_public = _awaiting_public(awaiting, author_ref=post.author_ref, conversation=conversation)
+        if waiting_on_public is not None:
+            # The public answered: the clocks run again and the answer joins the work it belongs to.
+            awaiting.remove(waiting_on_public)
+            cal = (await _calendars(session, [waiting_on_public.department]))[waiting_on_public.department]
+            resume_clocks(waiting_on_public, cal, now)
+            waiting_on_public.status, waiting_on_public.updated_at = "assigned", now
+            _decision(session, waiting_on_public, "resumed", {"by_post": post.post_id}, now)
+            resumed = _event(AssignmentResumedV1, waiting_on_public, now=now, calendar=cal)
+            grouped = await _group(session, post, waiting_on_public, facts, received_at, conversation, now)
+            by_post[post.post_id] = waiting_on_public
+            out.append([resumed, *grouped])
+            continue
+
+        r = await _route(session, post, facts, received_at, conversation, config, now)
+        by_post[post.post_id] = r.assignment
+        routed.append(r)
+        out.append([])  # filled after the drain
+    if not routed:
+        return out
+    await session.flush()
+    drained = await drain(
+        session=session,
+        departments={r.assignment.department for r in routed},
+        config=config,
+        now=now,
+        explain=[r.assignment for r in routed],
     )
-    if waiting_on_public is not None:
-        # The public answered: the clocks run again and the answer joins the work it belongs to.
-        cal = (await _calendars(session, [waiting_on_public.department]))[waiting_on_public.department]
-        resume_clocks(waiting_on_public, cal, now)
-        waiting_on_public.status, waiting_on_public.updated_at = "assigned", now
-        _decision(session, waiting_on_public, "resumed", {"by_post": post.post_id}, now)
-        resumed = _event(AssignmentResumedV1, waiting_on_public, now=now, calendar=cal)
-        grouped = await _group(session, post, waiting_on_public, facts, received_at, conversation, now)
-        return [resumed, *grouped]
+    created: dict[str, Envelope[Any]] = {}
+    for r in routed:
+        a = r.assignment
+        created[a.post_id] = _event(
+            AssignmentCreatedV1,
+            a,
+            now=now,
+            calendar=r.calendar,
+            status="offered" if a.status == "offered" else "waiting",
+            rule_id=a.rule_id,
+            ruleset_version=a.ruleset_version,
+            labels=list(r.post.labels),
+            platform=r.post.platform,
+            sla_policy=r.policy_name,
+            first_response_due_at=a.fr_due_at,
+            resolve_due_at=a.rs_due_at,
+        )
+    # Offers go with the post they offer when it is in this batch (after its assignment.created), else
+    # with the first post routed (offers of older waiting posts the new capacity reached).
+    index = {p.post_id: i for i, p in enumerate(posts)}
+    first = index[routed[0].assignment.post_id]
+    for r in routed:
+        out[index[r.assignment.post_id]].append(created[r.assignment.post_id])
+    for event in drained:
+        out[index.get(event.data.post_id, first)].append(event)
+    return out
 
+
+def _awaiting_public(
+    awaiting: Sequence[Assignment], *, author_ref: str, conversation: str | None
+) -> Assignment | None:
+    """The assignment waiting for this author's answer: same conversation when known, else same author."""
+    if conversation is not None:
+        found = [a for a in awaiting if a.conversation_id == conversation]
+    else:
+        found = [a for a in awaiting if a.author_ref == author_ref]
+    return max(found, key=lambda a: a.created_at) if found else None
+
+
+async def _route(
+    session: AsyncSession,
+    post: PostScreenedV1,
+    facts: rules.PostFacts,
+    received_at: datetime,
+    conversation: str | None,
+    config: RoutingConfig,
+    now: datetime,
+) -> _Routed:
+    """Evaluate the rules and add the post's waiting assignment (not flushed, not yet drained)."""
     ruleset = await active_ruleset(session, config)
     match = ruleset.evaluate(facts)
     target = match.target
@@ -348,29 +459,14 @@ async def assign_post(
     # Both clocks start when the post reached us, not when it reached routing.
     for p in ("fr", "rs"):
         _store(a, p, sla.Target(getattr(a, f"{p}_total"), 0.0, received_at), calendar, now)
-    await repo.add(a)
+    session.add(a)
     explanation = {
         "rule": match.explain(),
         "sla": {"policy": policy_name, "clock": clock, "calendar": dept is not None},
         "queue_required_skills": sorted(queue_skills),
     }
     _decision(session, a, "routed", explanation, now)
-    drained = await drain(session=session, departments=[a.department], config=config, now=now, explain=a)
-    created = _event(
-        AssignmentCreatedV1,
-        a,
-        now=now,
-        calendar=calendar,
-        status="offered" if a.status == "offered" else "waiting",
-        rule_id=a.rule_id,
-        ruleset_version=a.ruleset_version,
-        labels=list(post.labels),
-        platform=post.platform,
-        sla_policy=policy_name,
-        first_response_due_at=a.fr_due_at,
-        resolve_due_at=a.rs_due_at,
-    )
-    return [created, *drained]
+    return _Routed(a, post, calendar, policy_name)
 
 
 async def _group(
@@ -500,13 +596,13 @@ async def drain(
     departments: Collection[str],
     config: RoutingConfig,
     now: datetime,
-    explain: Assignment | None = None,
+    explain: Sequence[Assignment] = (),
 ) -> Events:
     """Offer the departments' waiting posts, in priority-then-age order, to whoever has spare capacity.
 
-    Called whenever capacity may have appeared: a new post, a responder becoming available, a decline,
-    an expired offer, a release, a transfer, a resolve. ``explain``: an assignment whose 'still waiting'
-    outcome should be stored with the reasons (the post just routed).
+    Called whenever capacity may have appeared: new posts (once per consumer batch), a responder becoming
+    available, a decline, an expired offer, a release, a transfer, a resolve. ``explain``: assignments whose
+    'still waiting' outcome should be stored with the reasons (the posts just routed).
     """
     repo = AssignmentRepository(session)
     depts = set(departments)
@@ -514,8 +610,8 @@ async def drain(
     spare = any(c.status == "available" and c.load < c.capacity for c in candidates)
     # Under load every responder is usually full: then the queue cannot move and reading its head is waste.
     waiting = list(await repo.lock_waiting(depts, limit=config.drain_batch_size)) if spare else []
-    if explain is not None and all(w.id != explain.id for w in waiting):
-        waiting.append(explain)
+    listed = {w.id for w in waiting}
+    waiting += [a for a in explain if a.id not in listed]
     if not waiting:
         return []
     continuity = await repo.continuity(
@@ -523,11 +619,19 @@ async def drain(
         {w.conversation_id for w in waiting if w.conversation_id},
     )
     by_id = {w.id: w for w in waiting}
-    items = [
-        decisions.Waiting(w.id, w.priority, w.waiting_since or w.created_at, need_of(w, continuity))
-        for w in waiting
-    ]
-    plan = decisions.plan_drain(waiting=items, candidates=candidates, now=now)
+    needs = {w.id: need_of(w, continuity) for w in waiting}
+    plan = (
+        decisions.plan_drain(
+            waiting=[
+                decisions.Waiting(w.id, w.priority, w.waiting_since or w.created_at, needs[w.id])
+                for w in waiting
+            ],
+            candidates=candidates,
+            now=now,
+        )
+        if spare
+        else []
+    )
     calendars = await _calendars(session, depts)
     events: Events = []
     for position, (item, choice) in enumerate(plan):
@@ -548,13 +652,14 @@ async def drain(
                 offer_expires_at=a.offer_expires_at,
             )
         )
-    if explain is not None and explain.status == "waiting":
-        a = explain
+    still_waiting = [a for a in explain if a.status == "waiting"]
+    if still_waiting:
         offered = Counter(c.responder_id for _, c in plan)
         after = [replace(c, load=c.load + offered[c.id]) for c in candidates]
-        choice = decisions.choose(need=need_of(a, continuity), candidates=after)
-        reason = choice.reason if choice.responder_id is None else "older_or_more_urgent_posts_first"
-        _decision(session, a, "queued", {**choice.explain(), "reason": reason}, now)
+        for a in still_waiting:
+            choice = decisions.choose(need=needs[a.id], candidates=after)
+            reason = choice.reason if choice.responder_id is None else "older_or_more_urgent_posts_first"
+            _decision(session, a, "queued", {**choice.explain(), "reason": reason}, now)
     await session.flush()
     return events
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -143,3 +144,35 @@ class TestRejectedTokens:
         token = jwt.encode(claims(), other, algorithm="RS256")
         with pytest.raises(Unauthorized):
             await pem_verifier(tmp_path, rsa_key).verify(token)
+
+
+async def test_verified_tokens_are_remembered_until_they_expire(monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier = TokenVerifier(AuthSettings(dev_secret=SECRET, leeway_seconds=0))
+    expires = int(time.time()) + 2
+    token = jwt.encode(claims(exp=expires), SECRET, algorithm="HS256")
+    first = await verifier.verify(token)
+    calls = 0
+    real = verifier._verify
+
+    async def counting(t: str) -> Any:
+        nonlocal calls
+        calls += 1
+        return await real(t)
+
+    monkeypatch.setattr(verifier, "_verify", counting)
+    assert await verifier.verify(token) == first
+    assert calls == 0  # the signature was not checked again
+    # Past its expiry the remembered token is checked again, and refused.
+    await asyncio.sleep(max(0.0, expires - time.time()) + 0.1)
+    with pytest.raises(Unauthorized):
+        await verifier.verify(token)
+    assert calls == 1
+
+
+async def test_a_refused_token_is_not_remembered() -> None:
+    verifier = hs_verifier()
+    bad = jwt.encode(claims(), "another-secret-0123456789abcdef-0123456789abcdef-01234567", algorithm="HS256")
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            await verifier.verify(bad)
+    assert verifier._verified == {}
