@@ -349,6 +349,7 @@ class ConsumerRunner:
                 seen.add(item.event_id)
                 with self._log_context(tp, item):
                     try:
+                        failpoints.raise_if_marked("consumer.handler_raises", item.record.value)
                         await self.router.handlers[item.envelope.type](
                             self._context(session, item), item.envelope
                         )
@@ -436,6 +437,7 @@ class ConsumerRunner:
                 try:
                     async with session.begin_nested():
                         await self._insert_inbox(session, item, "handled")
+                        failpoints.raise_if_marked("consumer.handler_raises", item.record.value)
                         await handler(self._context(session, item), item.envelope)
                     return "handled"
                 except sa_exc.IntegrityError as exc:
