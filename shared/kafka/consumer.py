@@ -126,12 +126,18 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             await self.consumer.seek_to_beginning(*assigned)
 
 
-class _NeedsCarefulPass(Exception):
-    """The fast pass met a message it cannot take in bulk: (event id, error) of a failed handler, or None."""
+class _HandlerFailed(Exception):
+    """A handler raised (not an infrastructure error) on the ``index``-th message of a chunk."""
 
-    def __init__(self, failure: tuple[str, str] | None) -> None:
-        super().__init__("redo the batch one message at a time")
-        self.failure = failure
+    def __init__(self, index: int, error: str) -> None:
+        super().__init__(error)
+        self.index = index
+        self.error = error
+
+
+#: Messages handled between two savepoints of the fast path: a failing handler costs at most this many
+#: messages handled again, while the savepoint round trips stay negligible.
+CHECKPOINT = 8
 
 
 @dataclass
@@ -290,17 +296,16 @@ class ConsumerRunner:
             return _Item(record, None, f"{type(exc).__name__}: {str(exc)[:500]}", fallback_id, cid)
 
     async def _handle_batch(self, tp: TopicPartition, items: list[_Item]) -> None:
-        """Fast path first: the whole batch in one transaction, no savepoints, one inbox insert. If a
-        message is poison, a handler raises or an inbox row conflicts, redo the batch one message at a
-        time (savepoint each) so that only the culprit is retried and dead-lettered."""
+        """Fast path first: the whole batch in one transaction, a savepoint every ``CHECKPOINT`` messages, one
+        inbox insert. If an inbox row conflicts (another consumer of the group committed one of these
+        events first), redo the batch one message at a time (savepoint each)."""
         try:
             outcomes = await self._handle_batch_fast(tp, items)
-        except _NeedsCarefulPass as careful:
-            outcomes = await self._handle_batch_careful(tp, items, first_failure=careful.failure)
         except sa_exc.IntegrityError:
             outcomes = await self._handle_batch_careful(tp, items, first_failure=None)
         for outcome, count in outcomes.items():
-            EVENTS_CONSUMED.labels(tp.topic, self.group_id, outcome).inc(count)
+            if count:
+                EVENTS_CONSUMED.labels(tp.topic, self.group_id, outcome).inc(count)
 
     async def _seen(self, session: AsyncSession, items: list[_Item]) -> set[str]:
         inbox = self.inbox_model
@@ -336,32 +341,40 @@ class ConsumerRunner:
         )
 
     async def _handle_batch_fast(self, tp: TopicPartition, items: list[_Item]) -> dict[str, int]:
-        outcomes = {"handled": 0, "duplicate": 0}
+        """Handle ``items`` in chunks of ``CHECKPOINT``, each inside a savepoint. A message that cannot be
+        decoded is dead-lettered in place (retrying cannot help). If a handler raises, only its chunk is
+        rolled back: the messages before the culprit are handled again, the culprit alone is retried and
+        dead-lettered (``_handle_one``), and the batch goes on. So a poison message neither blocks the
+        partition nor makes the healthy messages around it pay more than one chunk again."""
+        outcomes = {"handled": 0, "duplicate": 0, "dead_lettered": 0}
         async with self.db.transaction() as session:
             seen = await self._seen(session, items)
-            handled: list[_Item] = []
-            for item in items:
-                if item.event_id in seen:
-                    outcomes["duplicate"] += 1
-                    continue
-                if item.envelope is None:
-                    raise _NeedsCarefulPass(None)
-                seen.add(item.event_id)
-                with self._log_context(tp, item):
+            inbox_rows: list[tuple[_Item, str]] = []
+            pos = 0
+            while pos < len(items):
+                chunk = items[pos : pos + CHECKPOINT]
+                try:
+                    rows = await self._fast_chunk(session, tp, chunk, seen, outcomes)
+                except _HandlerFailed as failed:
+                    # The chunk was rolled back. Its messages before the culprit succeeded: handle them again
+                    # (carefully if they now fail too), then the culprit on its own.
+                    prefix = chunk[: failed.index]
                     try:
-                        failpoints.raise_if_marked("consumer.handler_raises", item.record.value)
-                        await self.router.handlers[item.envelope.type](
-                            self._context(session, item), item.envelope
-                        )
-                    except Exception as exc:
-                        if is_infrastructure_error(exc):
-                            raise
-                        raise _NeedsCarefulPass(
-                            (item.event_id, f"{type(exc).__name__}: {str(exc)[:500]}")
-                        ) from exc
-                    log.debug("event_handled", outcome="handled")
-                handled.append(item)
-            if handled:
+                        rows = await self._fast_chunk(session, tp, prefix, seen, outcomes)
+                    except _HandlerFailed:
+                        rows = []
+                        for item in prefix:
+                            outcome = await self._careful_one(session, tp, item, seen, None)
+                            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+                    culprit = chunk[failed.index]
+                    outcome = await self._careful_one(
+                        session, tp, culprit, seen, (culprit.event_id, failed.error)
+                    )
+                    outcomes[outcome] = outcomes.get(outcome, 0) + 1
+                    chunk = chunk[: failed.index + 1]
+                inbox_rows.extend(rows)
+                pos += len(chunk)
+            if inbox_rows:
                 now = datetime.now(UTC)
                 await session.execute(
                     insert(self.inbox_model),
@@ -372,14 +385,81 @@ class ConsumerRunner:
                             "topic": i.record.topic,
                             "partition": i.record.partition,
                             "offset": i.record.offset,
-                            "outcome": "handled",
+                            "outcome": outcome,
                             "processed_at": now,
                         }
-                        for i in handled
+                        for i, outcome in inbox_rows
                     ],
                 )
-            outcomes["handled"] = len(handled)
         return outcomes
+
+    async def _fast_chunk(
+        self,
+        session: AsyncSession,
+        tp: TopicPartition,
+        chunk: list[_Item],
+        seen: set[str],
+        outcomes: dict[str, int],
+    ) -> list[tuple[_Item, str]]:
+        """Handle ``chunk`` inside one savepoint; returns its inbox rows (item, outcome). On a handler error
+        the savepoint is rolled back, ``seen`` and ``outcomes`` are left as they were, and ``_HandlerFailed``
+        says which message failed."""
+        rows: list[tuple[_Item, str]] = []
+        counts = {"handled": 0, "duplicate": 0, "dead_lettered": 0}
+        chunk_seen: set[str] = set()
+        savepoint = await session.begin_nested()
+        try:
+            for index, item in enumerate(chunk):
+                if item.event_id in seen or item.event_id in chunk_seen:
+                    counts["duplicate"] += 1
+                    continue
+                chunk_seen.add(item.event_id)
+                with self._log_context(tp, item):
+                    if item.envelope is None:
+                        self._dead_letter(session, item, item.error or "undecodable message", 0)
+                        rows.append((item, "dead_lettered"))
+                        counts["dead_lettered"] += 1
+                        continue
+                    try:
+                        failpoints.raise_if_marked("consumer.handler_raises", item.record.value)
+                        await self.router.handlers[item.envelope.type](
+                            self._context(session, item), item.envelope
+                        )
+                    except Exception as exc:
+                        if is_infrastructure_error(exc):
+                            raise
+                        HANDLER_FAILURES.labels(item.record.topic, self.group_id).inc()
+                        log.warning("handler_failed", attempt=1, error_type=type(exc).__name__)
+                        raise _HandlerFailed(index, f"{type(exc).__name__}: {str(exc)[:500]}") from exc
+                    log.debug("event_handled", outcome="handled")
+                rows.append((item, "handled"))
+                counts["handled"] += 1
+        except BaseException:
+            if savepoint.is_active:
+                await savepoint.rollback()
+            raise
+        await savepoint.commit()
+        seen.update(chunk_seen)
+        for outcome, count in counts.items():
+            outcomes[outcome] = outcomes.get(outcome, 0) + count
+        return rows
+
+    async def _careful_one(
+        self,
+        session: AsyncSession,
+        tp: TopicPartition,
+        item: _Item,
+        seen: set[str],
+        first_failure: tuple[str, str] | None,
+    ) -> str:
+        with self._log_context(tp, item):
+            if item.event_id in seen:
+                return "duplicate"
+            seen.add(item.event_id)
+            prior = first_failure[1] if first_failure and first_failure[0] == item.event_id else None
+            outcome = await self._handle_one(session, item, prior_error=prior)
+            log.debug("event_handled", outcome=outcome)
+            return outcome
 
     async def _handle_batch_careful(
         self, tp: TopicPartition, items: list[_Item], *, first_failure: tuple[str, str] | None
@@ -388,17 +468,8 @@ class ConsumerRunner:
         async with self.db.transaction() as session:
             seen = await self._seen(session, items)
             for item in items:
-                with self._log_context(tp, item):
-                    if item.event_id in seen:
-                        outcome = "duplicate"
-                    else:
-                        seen.add(item.event_id)
-                        prior = first_failure if first_failure and first_failure[0] == item.event_id else None
-                        outcome = await self._handle_one(
-                            session, item, prior_error=prior[1] if prior else None
-                        )
-                    outcomes[outcome] = outcomes.get(outcome, 0) + 1
-                    log.debug("event_handled", outcome=outcome)
+                outcome = await self._careful_one(session, tp, item, seen, first_failure)
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
         return outcomes
 
     def _log_context(self, tp: TopicPartition, item: _Item) -> contextlib.AbstractContextManager[None]:

@@ -85,13 +85,19 @@ async def read_topic(bootstrap: str, topic: str) -> list[Any]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10)
     await consumer.start()
     try:
+        await consumer.topics()  # fetches the metadata
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            return []
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
-        records = []
-        while any(await consumer.position(tp) < ends[tp] for tp in partitions):
-            for recs in (await consumer.getmany(timeout_ms=500)).values():
+        records: list[Any] = []
+        while len(records) < sum(ends.values()):
+            batch = await consumer.getmany(timeout_ms=500)
+            if not batch:
+                break
+            for recs in batch.values():
                 records.extend(recs)
         return records
     finally:
