@@ -1,15 +1,17 @@
 """Inbox-guarded consumer runner: exactly-once effects on top of at-least-once delivery.
 
-For each fetched batch, each partition's messages are handled in ONE database transaction: per message an
-inbox row (consumer group, event id) is inserted and the handler runs, inside a savepoint; the handler writes
-its effects and any outbox rows into the same session. After the transaction commits, the offsets of every
-partition in the batch are committed (``offset + 1``), once per batch. A redelivered message finds its inbox
-row and is skipped, so replaying a topic from the beginning changes nothing.
+For each fetched batch, each partition's messages are handled in ONE database transaction: the handlers run
+in chunks of ``CHECKPOINT`` messages, each chunk inside a savepoint, and write their effects and any outbox
+rows into the same session; one insert adds the inbox rows (consumer group, event id). After the transaction
+commits, the offsets of every partition in the batch are committed (``offset + 1``), once per batch. A
+redelivered message finds its inbox row and is skipped, so replaying a topic from the beginning changes
+nothing.
 
 Failures:
-- a message that cannot be decoded, or whose handler still raises after ``handler_max_attempts``, is written
-  to the dead-letter topic ``<topic>.dlq.<group>`` through the outbox (same transaction), with the error in
-  headers, and the partition moves on;
+- a message that cannot be decoded is dead-lettered at once; one whose handler raises has its chunk rolled
+  back (the messages before it are handled again) and is retried alone, ``handler_max_attempts`` times in
+  all, then dead-lettered. Dead letters go to ``<topic>.dlq.<group>`` through the outbox (same transaction),
+  with the error in headers, and the partition moves on;
 - infrastructure errors (database or network down) are not the message's fault: the whole batch is retried
   with backoff and no offset is committed until it succeeds.
 """

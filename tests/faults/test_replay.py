@@ -5,6 +5,7 @@ and every metric stays exactly as it was, because each consumer's inbox absorbs 
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +28,7 @@ from tests.faults.harness import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
-POSTS = 120
+POSTS = 60
 #: Groups and how many events each must at least see again: one per post and topic it consumes.
 REPLAYED = {
     "policy": ("policy.screening", POSTS),
@@ -78,6 +79,8 @@ async def test_full_replay_changes_no_table_and_no_metric(
     reports_before = await metrics_reports(metrics_url)
 
     loop = asyncio.get_running_loop()
+    for svc in platform.services.values():
+        svc.signal(signal.SIGTERM)
     for svc in platform.services.values():
         await loop.run_in_executor(None, svc.stop)
     started = time.monotonic()
