@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
-from tests.faults.harness import platform, service_dbs  # noqa: F401 - fixtures for the fault tests
+from tests.faults.harness import platform, service_dbs, var_dir  # noqa: F401 - fixtures for the fault tests
 
 
 @dataclass(frozen=True)
@@ -52,3 +53,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         return
     terminalreporter.write_sep("=", "fault results")
     terminalreporter.write_line(results_table(RESULTS))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keeps each phase's report on the test item, so that fixtures can tell whether the test failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -70,8 +72,21 @@ def service_dbs(db_factory: Callable[[str], DatabaseTarget]) -> dict[str, Databa
 
 
 @pytest.fixture
-def platform(tmp_path: Path, service_dbs: dict[str, DatabaseTarget]) -> Iterator[Platform]:
-    p = make_platform(tmp_path, service_dbs)
+def var_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """The platform's logs and SQLite files: kept (and named) when the test fails, removed when it passes.
+    Not pytest's tmp_path, which other sessions on a shared machine rotate away within minutes."""
+    path = Path(tempfile.mkdtemp(prefix=f"faults-{request.node.name[:40]}-"))
+    yield path
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print(f"\nfault test failed: logs and databases kept in {path}")
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def platform(var_dir: Path, service_dbs: dict[str, DatabaseTarget]) -> Iterator[Platform]:
+    p = make_platform(var_dir, service_dbs)
     try:
         p.start()
         yield p
@@ -186,8 +201,14 @@ class Verdict:
     drained_after: float  # seconds from the start of the drain until every post was complete (or gave up)
     seen: dict[str, list[str]]
 
+    def missing(self) -> Counter[str]:
+        """How many lost posts lack each step of the pipeline."""
+        return Counter(t for p in self.lost for t in PIPELINE if t not in self.seen[p])
+
     def assert_exactly_once(self) -> None:
-        assert self.lost == [], f"{len(self.lost)} acknowledged posts lost, e.g. {self.lost[:3]}"
+        assert self.lost == [], (
+            f"{len(self.lost)} acknowledged posts lost, e.g. {self.lost[:3]}; missing {dict(self.missing())}"
+        )
         assert self.duplicated == [], f"{len(self.duplicated)} posts with duplicate effects"
         for post_id, types in self.seen.items():
             assert sorted(types) == sorted(PIPELINE), (post_id, types)
@@ -199,19 +220,21 @@ async def drain_and_check(metrics_url: str, post_ids: list[str], within: float =
     pending = set(post_ids)
     seen: dict[str, list[str]] = {}
     started = time.monotonic()
+    limit = asyncio.Semaphore(8)
     async with httpx.AsyncClient(timeout=10.0) as client:
+
+        async def look(post_id: str) -> None:
+            async with limit:
+                seen[post_id] = await timeline_types(client, metrics_url, post_id)
+
         while pending and time.monotonic() - started < within:
-            for post_id in list(pending):
-                types = await timeline_types(client, metrics_url, post_id)
-                seen[post_id] = types
-                if all(t in types for t in PIPELINE):
-                    pending.discard(post_id)
+            await asyncio.gather(*(look(p) for p in pending))
+            pending = {p for p in pending if not all(t in seen[p] for t in PIPELINE)}
             if pending:
                 await asyncio.sleep(0.3)
         drained_after = time.monotonic() - started
         await asyncio.sleep(1.0)  # a late duplicate would land now
-        for post_id in post_ids:
-            seen[post_id] = await timeline_types(client, metrics_url, post_id)
+        await asyncio.gather(*(look(p) for p in post_ids))
     lost = [p for p, types in seen.items() if not all(t in types for t in PIPELINE)]
     duplicated = [p for p, types in seen.items() if any(types.count(t) > 1 for t in set(types))]
     return Verdict(len(post_ids), lost, duplicated, drained_after, seen)

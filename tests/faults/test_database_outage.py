@@ -41,9 +41,9 @@ def cluster() -> Iterator[PrivateCluster]:
 
 
 @pytest.fixture
-def pg_platform(tmp_path: Path, cluster: PrivateCluster) -> Iterator[Platform]:
+def pg_platform(var_dir: Path, cluster: PrivateCluster) -> Iterator[Platform]:
     dbs = {name: DatabaseTarget(cluster.url, f"f7_{name}") for name in SERVICES}
-    p = make_platform(tmp_path, dbs, extra_env={"INGEST_GROUP_COMMIT_LINGER_MS": "2"})
+    p = make_platform(var_dir, dbs, extra_env={"INGEST_GROUP_COMMIT_LINGER_MS": "2"})
     try:
         p.start()
         yield p
