@@ -53,7 +53,7 @@ async def test_rebalance_churn_neither_crash_loops_nor_loses_or_doubles(
 
 async def churn(platform: Platform, second: Any, record_fault: Callable[..., Any]) -> None:
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, lambda: second.wait_ready(180))
+    await loop.run_in_executor(None, second.wait_ready, 180)
     steady = [platform.services["routing"], second]
 
     stream = PostStream(platform.services["ingest"].url, interval=0.1).start()
@@ -64,7 +64,7 @@ async def churn(platform: Platform, second: Any, record_fault: Callable[..., Any
             third = extra_process(platform, "routing", tag=f"c{cycle}")
             t0 = time.monotonic()
             third.start(echo=platform.echo)
-            await loop.run_in_executor(None, lambda: third.wait_ready(180))
+            await loop.run_in_executor(None, third.wait_ready, 180)
             joins.append(time.monotonic() - t0)
             await stream.wait_accepted(len(stream.accepted) + 15)
             if cycle % 2 == 0:
