@@ -122,7 +122,13 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("partitions_revoked", group=self.group, partitions=len(revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        log.info("partitions_assigned", group=self.group, partitions=len(assigned), replay=self.replay)
+        log.info(
+            "partitions_assigned",
+            group=self.group,
+            partitions=len(assigned),
+            assigned=sorted(f"{tp.topic}:{tp.partition}" for tp in assigned),
+            replay=self.replay,
+        )
         if self.replay and assigned:
             # Replay mode: read everything again; the inbox makes it change nothing.
             await self.consumer.seek_to_beginning(*assigned)

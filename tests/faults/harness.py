@@ -67,8 +67,11 @@ def make_platform(
 
 
 @pytest.fixture
-def service_dbs(db_factory: Callable[[str], DatabaseTarget]) -> dict[str, DatabaseTarget]:
-    return {name: db_factory(name) for name in SERVICES}
+def service_dbs(db_factory: Callable[[str], DatabaseTarget], var_dir: Path) -> dict[str, DatabaseTarget]:
+    """PostgreSQL schemas with TEST_DATABASE_URL, else SQLite files beside the logs (kept on failure)."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        return {name: db_factory(name) for name in SERVICES}
+    return {name: DatabaseTarget(f"sqlite+aiosqlite:///{var_dir / name}.db", None) for name in SERVICES}
 
 
 @pytest.fixture
