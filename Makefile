@@ -40,7 +40,7 @@ test-e2e: install
 # Every fault-injection test, long ones included (the short ones also run in `make test`); prints the
 # results table (fault, posts, lost, duplicates, recovery seconds) at the end. See docs/reliability.md.
 test-faults: install
-	$(PY) -m pytest tests/faults
+	$(PY) -m pytest tests/faults --durations=10
 
 lint: install
 	$(PY) -m ruff check .

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from tests.faults.harness import platform, service_dbs, var_dir  # noqa: F401 - fixtures for the fault tests
+from tests.faults.pgcluster import PrivateCluster, unavailable_reason
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,20 @@ class FaultResult:
 
 
 RESULTS: list[FaultResult] = []
+
+
+@pytest.fixture
+def cluster() -> Iterator[PrivateCluster]:
+    """A private PostgreSQL cluster the test may stop and start (never the shared server)."""
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(f"needs a private PostgreSQL cluster: {reason}")
+    c = PrivateCluster().init()
+    c.start()
+    try:
+        yield c
+    finally:
+        c.destroy()
 
 
 @pytest.fixture

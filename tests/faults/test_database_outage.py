@@ -20,7 +20,7 @@ import pytest
 from shared.devrun import SERVICES, Platform
 from tests.conftest import DatabaseTarget
 from tests.faults.harness import OPS, PostStream, drain_and_check, make_platform, metric_total, scrape
-from tests.faults.pgcluster import PrivateCluster, unavailable_reason
+from tests.faults.pgcluster import PrivateCluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.slow]
 
@@ -28,22 +28,9 @@ OUTAGE_S = 10.0
 
 
 @pytest.fixture
-def cluster() -> Iterator[PrivateCluster]:
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(f"F7 needs a private PostgreSQL cluster: {reason}")
-    c = PrivateCluster().init()
-    c.start()
-    try:
-        yield c
-    finally:
-        c.destroy()
-
-
-@pytest.fixture
 def pg_platform(var_dir: Path, cluster: PrivateCluster) -> Iterator[Platform]:
     dbs = {name: DatabaseTarget(cluster.url, f"f7_{name}") for name in SERVICES}
-    p = make_platform(var_dir, dbs, extra_env={"INGEST_GROUP_COMMIT_LINGER_MS": "2"})
+    p = make_platform(var_dir, dbs)
     try:
         p.start()
         yield p

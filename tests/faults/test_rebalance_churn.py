@@ -4,25 +4,50 @@ notices at the session timeout). Every join and leave moves partitions between m
 commits fail (CommitFailedError, rebalance in progress) and partitions are re-read by their new owner.
 
 Asserts: the two steady members never exit (no crash loop on a failed commit) and are ready at the end; every
-post is assigned exactly once (the new owner's inbox absorbs what the old one handled)."""
+post is assigned exactly once (the new owner's inbox absorbs what the old one handled).
+
+Replicas of a service need PostgreSQL (docs/scaling.md: with SQLite run exactly one replica), so the platform
+runs on a private PostgreSQL cluster whatever TEST_DATABASE_URL says. On one SQLite file this test loses
+events: concurrent relays delete rows by an id that SQLite reuses once the table has been emptied."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from shared.devrun import Platform
-from tests.faults.harness import PostStream, drain_and_check, extra_process, metric_total, scrape
+from shared.devrun import SERVICES, Platform
+from tests.conftest import DatabaseTarget
+from tests.faults.harness import (
+    PostStream,
+    drain_and_check,
+    extra_process,
+    make_platform,
+    metric_total,
+    scrape,
+)
+from tests.faults.pgcluster import PrivateCluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.slow]
 
 CYCLES = 3
+
+
+@pytest.fixture
+def platform(var_dir: Path, cluster: PrivateCluster) -> Iterator[Platform]:
+    dbs = {name: DatabaseTarget(cluster.url, f"f5_{name}") for name in SERVICES}
+    p = make_platform(var_dir, dbs)
+    try:
+        p.start()
+        yield p
+    finally:
+        p.stop()
 
 
 def count_log_events(path: Any, event: str) -> int:
