@@ -1,14 +1,15 @@
 """F4 (design F6): poison messages under load, at platform level.
 
 Two rounds of the same stream reach policy (stopped while the stream is published, so each round is a
-backlog it drains at full speed): a clean round of N healthy posts, then N healthy posts mixed with 1 %
+backlog it drains at full speed): a clean round of N healthy posts, then N healthy posts mixed with 2 %
 poison: malformed JSON and schema-invalid envelopes produced straight into ``posts.received.v1``, and posts
 whose handler raises (``SWITCHBOARD_FAILPOINTS=consumer.handler_raises=<marker>`` arms policy). Asserts:
 
 - every poison message is on policy's dead-letter topic with the error headers, decode failures at once and
   the failing handler after exactly ``KAFKA_HANDLER_MAX_ATTEMPTS`` attempts;
 - healthy posts keep flowing: their throughput (from policy's own screening timestamps, start-up excluded)
-  is compared with the clean round's, and the ratio is reported;
+  is compared with the clean round's and the ratio reported, not asserted: on a shared machine two identical
+  rounds differ by up to 2x. test_poison_cost.py asserts the same property as handler work;
 - after the fix (policy restarted without the fail-point) the failed posts are replayed through metrics'
   audited dead-letter replay and are screened and assigned;
 - in the end every post that got a 2xx is screened, assigned and in metrics exactly once.
@@ -38,8 +39,8 @@ from tests.faults.harness import OPS, PostStream, drain_and_check, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.slow]
 
-HEALTHY = 600
-POISON_EACH = 2  # of each of the three kinds: 6 in 606 messages, 1 %
+HEALTHY = 300
+POISON_EACH = 2  # of each of the three kinds: 6 in 306 messages, 2 %
 MARKER = "POISON-HANDLER-RAISES"
 GROUP = "policy.screening"
 MAX_ATTEMPTS = 3  # KAFKA_HANDLER_MAX_ATTEMPTS' default
@@ -205,7 +206,7 @@ async def test_poison_is_dead_lettered_healthy_posts_flow_and_replay_after_fix_s
     replay_s = time.monotonic() - t0 - 1.0
     ratio = poisoned_rate / clean_rate
     record_fault(
-        "F4 poison under load (1 %: malformed JSON, schema-invalid, handler raises)",
+        "F4 poison under load (2 %: malformed JSON, schema-invalid, handler raises)",
         posts=verdict.posts,
         lost=len(verdict.lost),
         duplicates=len(verdict.duplicated),
