@@ -7,8 +7,10 @@ Asserts: the two steady members never exit (no crash loop on a failed commit) an
 post is assigned exactly once (the new owner's inbox absorbs what the old one handled).
 
 Replicas of a service need PostgreSQL (docs/scaling.md: with SQLite run exactly one replica), so the platform
-runs on a private PostgreSQL cluster whatever TEST_DATABASE_URL says. On one SQLite file this test loses
-events: concurrent relays delete rows by an id that SQLite reuses once the table has been emptied."""
+runs on a private PostgreSQL cluster whatever TEST_DATABASE_URL says. (On one SQLite file an earlier version
+of this test lost assignment events: concurrent relays deleted published rows by id, and SQLite reuses the
+ids of an emptied table, so a slow relay deleted another process's new rows. The relay now deletes by id and
+event id; SQLite replicas would still publish out of order.)"""
 
 from __future__ import annotations
 
