@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.devrun import SERVICES, Platform
+from shared.devrun import SERVICES, Platform, ServiceProcess
 from tests.conftest import DatabaseTarget
 from tests.faults.harness import (
     PostStream,
@@ -85,12 +85,14 @@ async def churn(platform: Platform, second: Any, record_fault: Callable[..., Any
 
     stream = PostStream(platform.services["ingest"].url, interval=0.1).start()
     joins: list[float] = []
+    thirds: list[ServiceProcess] = []
     try:
         await stream.wait_accepted(20)
         for cycle in range(CYCLES):
             third = extra_process(platform, "routing", tag=f"c{cycle}")
             t0 = time.monotonic()
             third.start(echo=platform.echo)
+            thirds.append(third)
             await loop.run_in_executor(None, third.wait_ready, 180)
             joins.append(time.monotonic() - t0)
             await stream.wait_accepted(len(stream.accepted) + 15)
@@ -101,6 +103,9 @@ async def churn(platform: Platform, second: Any, record_fault: Callable[..., Any
             await stream.wait_accepted(len(stream.accepted) + 10)
     finally:
         await stream.stop()
+        for third in thirds:  # any member left running by a failure above
+            if third.process is not None and third.process.poll() is None:
+                third.kill()
     churn_over = time.monotonic()
 
     verdict = await drain_and_check(platform.services["metrics"].url, stream.post_ids)
