@@ -188,6 +188,10 @@ class ConsumerRunner:
         return [dead_letter_topic(t, self.group_id) for t in self.router.topics]
 
     async def start(self) -> None:
+        await self._start_consumer()
+        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.group_id}")
+
+    async def _start_consumer(self) -> None:
         s = self.settings
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=s.bootstrap_servers,
@@ -207,7 +211,14 @@ class ConsumerRunner:
             listener=_Rebalance(self.group_id, self.consumer, replay=self.replay_from_beginning),
         )
         await self.consumer.start()
-        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.group_id}")
+
+    async def _restart_consumer(self) -> None:
+        """A fresh client that joins the group again and resumes from the committed offsets (the inbox
+        absorbs what the old one handled without committing)."""
+        if self.consumer is not None:
+            with contextlib.suppress(Exception):
+                await self.consumer.stop()
+        await self._start_consumer()
 
     async def stop(self, grace: float = 8.0) -> None:
         """Finish the batch in hand, commit it, leave the group."""
@@ -226,31 +237,57 @@ class ConsumerRunner:
                 await self.consumer.stop()
 
     async def _run(self) -> None:
-        assert self.consumer is not None  # noqa: S101
         while not self._stopping:
             try:
-                batches = await self.consumer.getmany(
-                    timeout_ms=200, max_records=self.settings.max_poll_records
-                )
-            except KafkaError as exc:
+                await self._poll_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._stopping:
+                    raise
+                # Not a Kafka error: the client itself broke (fault test F5 met an AssertionError inside
+                # aiokafka after rebalance churn, which used to end consumption silently). Say so, report
+                # not ready meanwhile, and carry on with a fresh client.
                 self.healthy = False
-                log.warning("consumer_fetch_failed", group=self.group_id, error_type=type(exc).__name__)
+                log.error(
+                    "consumer_client_failed",
+                    group=self.group_id,
+                    error_type=type(exc).__name__,
+                    error=str(exc)[:300],
+                )
                 await asyncio.sleep(1.0)
-                continue
-            if not batches:
-                continue
-            offsets: dict[TopicPartition, int] = {}
-            for tp, records in batches.items():
-                await self._handle_with_retry(tp, records)
-                offsets[tp] = records[-1].offset + 1
-            failpoints.hit("consumer.after_db_commit")
-            try:
-                await self.consumer.commit(offsets)
-                self.healthy = True
-            except (CommitFailedError, IllegalStateError, KafkaError) as exc:
-                # Lost the partitions in a rebalance: the new owner re-reads and its inbox absorbs it.
-                log.warning("offset_commit_failed", group=self.group_id, error_type=type(exc).__name__)
-            self._sample_lag(offsets)
+                try:
+                    await self._restart_consumer()
+                    self.healthy = True
+                except Exception as restart_exc:
+                    log.error(
+                        "consumer_restart_failed", group=self.group_id, error_type=type(restart_exc).__name__
+                    )
+
+    async def _poll_once(self) -> None:
+        """One fetch, its batch handled and its offsets committed."""
+        assert self.consumer is not None  # noqa: S101
+        try:
+            batches = await self.consumer.getmany(timeout_ms=200, max_records=self.settings.max_poll_records)
+        except KafkaError as exc:
+            self.healthy = False
+            log.warning("consumer_fetch_failed", group=self.group_id, error_type=type(exc).__name__)
+            await asyncio.sleep(1.0)
+            return
+        if not batches:
+            return
+        offsets: dict[TopicPartition, int] = {}
+        for tp, records in batches.items():
+            await self._handle_with_retry(tp, records)
+            offsets[tp] = records[-1].offset + 1
+        failpoints.hit("consumer.after_db_commit")
+        try:
+            await self.consumer.commit(offsets)
+            self.healthy = True
+        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+            # Lost the partitions in a rebalance: the new owner re-reads and its inbox absorbs it.
+            log.warning("offset_commit_failed", group=self.group_id, error_type=type(exc).__name__)
+        self._sample_lag(offsets)
 
     def _sample_lag(self, offsets: dict[TopicPartition, int]) -> None:
         """Lag = partition end (high watermark from the last fetch) - next offset this group will read."""
