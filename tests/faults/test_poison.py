@@ -179,7 +179,7 @@ async def test_poison_is_dead_lettered_healthy_posts_flow_and_replay_after_fix_s
     await loop.run_in_executor(None, platform.services["policy"].stop)
     await loop.run_in_executor(None, lambda: platform.restart("policy", env={"SWITCHBOARD_FAILPOINTS": ""}))
     metrics_url = platform.services["metrics"].url
-    async with httpx.AsyncClient(timeout=10.0) as client:
+    async with httpx.AsyncClient(timeout=60.0) as client:  # an upper bound on a loaded machine
 
         async def collected() -> list[dict[str, Any]]:
             r = await client.get(
