@@ -41,7 +41,7 @@ async def test_sigterm_under_load_drains_commits_and_exits_within_10s(
         for name in names:
             platform.services[name].start(echo=platform.echo)
         for name in names:
-            await loop.run_in_executor(None, platform.services[name].wait_ready)
+            await loop.run_in_executor(None, platform.services[name].wait_ready, 180)
         restart = time.monotonic() - t0
         await stream.wait_accepted(len(stream.accepted) + 20)
     finally:

@@ -89,7 +89,7 @@ async def test_full_replay_changes_no_table_and_no_metric(
     for svc in platform.services.values():
         svc.start(echo=platform.echo)
     for svc in platform.services.values():
-        await loop.run_in_executor(None, svc.wait_ready)
+        await loop.run_in_executor(None, svc.wait_ready, 180)
 
     async def replayed() -> bool:
         for name, (group, expected) in REPLAYED.items():
