@@ -16,7 +16,7 @@ import pytest
 from shared.devrun import Platform
 from tests.faults.harness import PostStream, drain_and_check, metric_total, scrape, sigterm_and_time
 
-pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
+pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.slow]
 
 #: The shutdown contract (docs/reliability.md): a service exits at most this long after SIGTERM.
 SHUTDOWN_BOUND_S = 10.0
