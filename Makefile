@@ -26,8 +26,9 @@ $(VENV)/.installed: pyproject.toml uv.lock
 run: install
 	$(PY) -m shared.devrun
 
+# Everything but the long fault tests (marker slow; `make test-faults` runs those).
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not slow"
 
 test-unit: install
 	$(PY) -m pytest -m "not kafka and not e2e"
@@ -38,9 +39,10 @@ test-integration: install
 test-e2e: install
 	$(PY) -m pytest -m e2e
 
-# Fault-injection tests (the short ones also run in `make test`).
+# Every fault-injection test, long ones included (the short ones also run in `make test`); prints the
+# results table (fault, posts, lost, duplicates, recovery seconds) at the end. See docs/reliability.md.
 test-faults: install
-	$(PY) -m pytest tests/faults -s
+	$(PY) -m pytest tests/faults --durations=10
 
 lint: install
 	$(PY) -m ruff check .

@@ -3,16 +3,20 @@
 For each fetched batch, each topic's messages (all its fetched partitions, each partition's in order) are
 handled in ONE database transaction: the handlers run (a batch handler once for a run of consecutive events
 it takes), then one multi-row insert adds an inbox row (consumer group, event id) per message; the handlers
-write their effects and any outbox rows into the same session. If a message is poison, a handler raises or
-an inbox row conflicts, the batch is redone one message at a time, each with its inbox row in a savepoint.
+write their effects and any outbox rows into the same session. If a handler raises or an inbox row conflicts,
+the batch is redone in chunks of ``CHECKPOINT`` messages, each in its own transaction: the fast path again
+for a chunk, one message at a time (each with its inbox row in a savepoint) for the chunk that fails.
 After the transaction commits, the offsets of every partition in the batch are committed (``offset + 1``),
 once per batch. A redelivered message finds its inbox row and is skipped, so replaying a topic from the
 beginning changes nothing.
 
 Failures:
-- a message that cannot be decoded, or whose handler still raises after ``handler_max_attempts``, is written
-  to the dead-letter topic ``<topic>.dlq.<group>`` through the outbox (same transaction), with the error in
+- a message that cannot be decoded is dead-lettered at once (retrying cannot help); one whose handler still
+  raises after ``handler_max_attempts`` is dead-lettered after its retries. Dead letters go to the
+  dead-letter topic ``<topic>.dlq.<group>`` through the outbox (same transaction), with the error in
   headers, and the partition moves on;
+- the Kafka client itself failing (not a Kafka error: aiokafka met an AssertionError after rebalance churn in
+  fault test F5) is logged, reported not ready, and a fresh client joins the group again;
 - infrastructure errors (database or network down) are not the message's fault: the whole batch is retried
   with backoff and no offset is committed until it succeeds.
 """
@@ -148,7 +152,13 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("partitions_revoked", group=self.group, partitions=len(revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        log.info("partitions_assigned", group=self.group, partitions=len(assigned), replay=self.replay)
+        log.info(
+            "partitions_assigned",
+            group=self.group,
+            partitions=len(assigned),
+            assigned=sorted(f"{tp.topic}:{tp.partition}" for tp in assigned),
+            replay=self.replay,
+        )
         if self.replay and assigned:
             # Replay mode: read everything again; the inbox makes it change nothing.
             await self.consumer.seek_to_beginning(*assigned)
@@ -160,6 +170,13 @@ class _NeedsCarefulPass(Exception):
     def __init__(self, failure: tuple[str, str] | None) -> None:
         super().__init__("redo the batch one message at a time")
         self.failure = failure
+
+
+#: After a batch fails in the fast path, it is redone in chunks of this many messages, each in its own
+#: transaction: a chunk without the culprit takes the fast path again, the culprit's chunk goes one message
+#: at a time. A failing handler so costs one extra pass over its batch plus one chunk, not the whole batch
+#: one message at a time.
+CHECKPOINT = 8
 
 
 @dataclass
@@ -202,6 +219,10 @@ class ConsumerRunner:
         return [dead_letter_topic(t, self.group_id) for t in self.router.topics]
 
     async def start(self) -> None:
+        await self._start_consumer()
+        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.group_id}")
+
+    async def _start_consumer(self) -> None:
         s = self.settings
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=s.bootstrap_servers,
@@ -221,7 +242,14 @@ class ConsumerRunner:
             listener=_Rebalance(self.group_id, self.consumer, replay=self.replay_from_beginning),
         )
         await self.consumer.start()
-        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.group_id}")
+
+    async def _restart_consumer(self) -> None:
+        """A fresh client that joins the group again and resumes from the committed offsets (the inbox
+        absorbs what the old one handled without committing)."""
+        if self.consumer is not None:
+            with contextlib.suppress(Exception):
+                await self.consumer.stop()
+        await self._start_consumer()
 
     async def stop(self, grace: float = 8.0) -> None:
         """Finish the batch in hand, commit it, leave the group."""
@@ -247,44 +275,71 @@ class ConsumerRunner:
             fetcher._fetch_max_wait_ms = ms
 
     async def _run(self) -> None:
-        assert self.consumer is not None  # noqa: S101
-        empty_polls = 0
+        empty_polls = [0]
         while not self._stopping:
             try:
-                batches = await self.consumer.getmany(
-                    timeout_ms=200, max_records=self.settings.max_poll_records
-                )
-            except KafkaError as exc:
+                await self._poll_once(empty_polls)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._stopping:
+                    raise
+                # Not a Kafka error: the client itself broke (fault test F5 met an AssertionError inside
+                # aiokafka after rebalance churn, which used to end consumption silently). Say so, report
+                # not ready meanwhile, and carry on with a fresh client.
                 self.healthy = False
-                log.warning("consumer_fetch_failed", group=self.group_id, error_type=type(exc).__name__)
+                log.error(
+                    "consumer_client_failed",
+                    group=self.group_id,
+                    error_type=type(exc).__name__,
+                    error=str(exc)[:300],
+                )
                 await asyncio.sleep(1.0)
-                continue
-            if not batches:
-                empty_polls += 1
-                if empty_polls == 5:  # about a second without a message
-                    self._set_fetch_wait(self.settings.idle_fetch_max_wait_ms)
-                continue
-            if empty_polls >= 5:
-                self._set_fetch_wait(self.settings.fetch_max_wait_ms)
-            empty_polls = 0
-            offsets: dict[TopicPartition, int] = {}
-            # One transaction per topic for all its partitions in this fetch (each partition's messages stay
-            # in order): at moderate rates a fetch brings a few messages per partition, and a transaction,
-            # an inbox lookup and a batch handler call per partition cost more than the messages themselves.
-            by_topic: dict[str, list[ConsumerRecord[bytes, bytes]]] = {}
-            for tp, records in batches.items():
-                by_topic.setdefault(tp.topic, []).extend(records)
-                offsets[tp] = records[-1].offset + 1
-            for topic, records in by_topic.items():
-                await self._handle_with_retry(topic, records)
-            failpoints.hit("consumer.after_db_commit")
-            try:
-                await self.consumer.commit(offsets)
-                self.healthy = True
-            except (CommitFailedError, IllegalStateError, KafkaError) as exc:
-                # Lost the partitions in a rebalance: the new owner re-reads and its inbox absorbs it.
-                log.warning("offset_commit_failed", group=self.group_id, error_type=type(exc).__name__)
-            self._sample_lag(offsets)
+                try:
+                    await self._restart_consumer()
+                    self.healthy = True
+                except Exception as restart_exc:
+                    log.error(
+                        "consumer_restart_failed", group=self.group_id, error_type=type(restart_exc).__name__
+                    )
+
+    async def _poll_once(self, empty_polls: list[int]) -> None:
+        """One fetch, its batch handled and its offsets committed. ``empty_polls`` counts fetches in a row
+        that brought nothing (an idle consumer then long-polls)."""
+        assert self.consumer is not None  # noqa: S101
+        try:
+            batches = await self.consumer.getmany(timeout_ms=200, max_records=self.settings.max_poll_records)
+        except KafkaError as exc:
+            self.healthy = False
+            log.warning("consumer_fetch_failed", group=self.group_id, error_type=type(exc).__name__)
+            await asyncio.sleep(1.0)
+            return
+        if not batches:
+            empty_polls[0] += 1
+            if empty_polls[0] == 5:  # about a second without a message
+                self._set_fetch_wait(self.settings.idle_fetch_max_wait_ms)
+            return
+        if empty_polls[0] >= 5:
+            self._set_fetch_wait(self.settings.fetch_max_wait_ms)
+        empty_polls[0] = 0
+        offsets: dict[TopicPartition, int] = {}
+        # One transaction per topic for all its partitions in this fetch (each partition's messages stay
+        # in order): at moderate rates a fetch brings a few messages per partition, and a transaction,
+        # an inbox lookup and a batch handler call per partition cost more than the messages themselves.
+        by_topic: dict[str, list[ConsumerRecord[bytes, bytes]]] = {}
+        for tp, records in batches.items():
+            by_topic.setdefault(tp.topic, []).extend(records)
+            offsets[tp] = records[-1].offset + 1
+        for topic, records in by_topic.items():
+            await self._handle_with_retry(topic, records)
+        failpoints.hit("consumer.after_db_commit")
+        try:
+            await self.consumer.commit(offsets)
+            self.healthy = True
+        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+            # Lost the partitions in a rebalance: the new owner re-reads and its inbox absorbs it.
+            log.warning("offset_commit_failed", group=self.group_id, error_type=type(exc).__name__)
+        self._sample_lag(offsets)
 
     def _sample_lag(self, offsets: dict[TopicPartition, int]) -> None:
         """Lag = partition end (high watermark from the last fetch) - next offset this group will read."""
@@ -337,16 +392,27 @@ class ConsumerRunner:
 
     async def _handle_batch(self, topic: str, items: list[_Item]) -> None:
         """Fast path first: the whole batch in one transaction, no savepoints, one inbox insert. If a
-        message is poison, a handler raises or an inbox row conflicts, redo the batch one message at a
-        time (savepoint each) so that only the culprit is retried and dead-lettered."""
+        handler raises or an inbox row conflicts, redo the batch in chunks of ``CHECKPOINT`` messages, each
+        in its own transaction (committed in order; the inbox makes a chunk seen before a no-op): the fast
+        path again for a chunk, one message at a time (savepoint each) for the chunk whose handler fails,
+        so that only the culprit is retried and dead-lettered."""
         try:
             outcomes = await self._handle_batch_fast(items)
-        except _NeedsCarefulPass as careful:
-            outcomes = await self._handle_batch_careful(items, first_failure=careful.failure)
-        except sa_exc.IntegrityError:
-            outcomes = await self._handle_batch_careful(items, first_failure=None)
+        except (_NeedsCarefulPass, sa_exc.IntegrityError):
+            outcomes = {}
+            for start in range(0, len(items), CHECKPOINT):
+                chunk = items[start : start + CHECKPOINT]
+                try:
+                    done = await self._handle_batch_fast(chunk)
+                except _NeedsCarefulPass as careful:
+                    done = await self._handle_batch_careful(chunk, first_failure=careful.failure)
+                except sa_exc.IntegrityError:
+                    done = await self._handle_batch_careful(chunk, first_failure=None)
+                for outcome, count in done.items():
+                    outcomes[outcome] = outcomes.get(outcome, 0) + count
         for outcome, count in outcomes.items():
-            EVENTS_CONSUMED.labels(topic, self.group_id, outcome).inc(count)
+            if count:
+                EVENTS_CONSUMED.labels(topic, self.group_id, outcome).inc(count)
 
     async def _seen(self, session: AsyncSession, items: list[_Item]) -> set[str]:
         inbox = self.inbox_model
@@ -382,10 +448,11 @@ class ConsumerRunner:
         )
 
     async def _handle_batch_fast(self, items: list[_Item]) -> dict[str, int]:
-        outcomes = {"handled": 0, "duplicate": 0}
+        outcomes = {"handled": 0, "duplicate": 0, "dead_lettered": 0}
         async with self.db.transaction() as session:
             seen = await self._seen(session, items)
             handled: list[_Item] = []
+            dead: list[_Item] = []  # undecodable: retrying cannot help, dead-lettered in place
             run: list[_Item] = []  # consecutive events for one batch handler, not yet handled
 
             async def flush_run() -> None:
@@ -394,6 +461,8 @@ class ConsumerRunner:
                 envelope = run[0].envelope
                 assert envelope is not None  # noqa: S101 - only decoded items join a run
                 try:
+                    for i in run:
+                        failpoints.raise_if_marked("consumer.handler_raises", i.record.value)
                     await self.router.batch_handlers[envelope.type](
                         [(self._context(session, i), i.envelope) for i in run if i.envelope is not None]
                     )
@@ -409,9 +478,12 @@ class ConsumerRunner:
                 if item.event_id in seen:
                     outcomes["duplicate"] += 1
                     continue
-                if item.envelope is None:
-                    raise _NeedsCarefulPass(None)
                 seen.add(item.event_id)
+                if item.envelope is None:
+                    with self._log_context(item):
+                        self._dead_letter(session, item, item.error or "undecodable message", 0)
+                    dead.append(item)
+                    continue
                 batch_handler = self.router.batch_handlers.get(item.envelope.type)
                 if batch_handler is not None:
                     # A run is the consecutive events one batch handler takes (it may take several types).
@@ -426,6 +498,7 @@ class ConsumerRunner:
                 await flush_run()
                 with self._log_context(item):
                     try:
+                        failpoints.raise_if_marked("consumer.handler_raises", item.record.value)
                         await self.router.handlers[item.envelope.type](
                             self._context(session, item), item.envelope
                         )
@@ -438,7 +511,7 @@ class ConsumerRunner:
                     log.debug("event_handled", outcome="handled")
                 handled.append(item)
             await flush_run()
-            if handled:
+            if handled or dead:
                 now = datetime.now(UTC)
                 await session.execute(
                     insert(self.inbox_model.__table__),  # type: ignore[attr-defined]  # Core executemany
@@ -449,13 +522,15 @@ class ConsumerRunner:
                             "topic": i.record.topic,
                             "partition": i.record.partition,
                             "offset": i.record.offset,
-                            "outcome": "handled",
+                            "outcome": outcome,
                             "processed_at": now,
                         }
-                        for i in handled
+                        for group, outcome in ((handled, "handled"), (dead, "dead_lettered"))
+                        for i in group
                     ],
                 )
             outcomes["handled"] = len(handled)
+            outcomes["dead_lettered"] = len(dead)
         return outcomes
 
     async def _handle_batch_careful(
@@ -514,6 +589,7 @@ class ConsumerRunner:
                 try:
                     async with session.begin_nested():
                         await self._insert_inbox(session, item, "handled")
+                        failpoints.raise_if_marked("consumer.handler_raises", item.record.value)
                         await handler(self._context(session, item), item.envelope)
                     return "handled"
                 except sa_exc.IntegrityError as exc:

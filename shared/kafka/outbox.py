@@ -180,7 +180,7 @@ class OutboxRelay:
         rows = list(
             (
                 await session.execute(
-                    select(m.id, m.topic, m.key, m.value, m.headers, m.created_at)
+                    select(m.id, m.event_id, m.topic, m.key, m.value, m.headers, m.created_at)
                     .order_by(m.id)
                     .limit(self.batch_size)
                 )
@@ -203,4 +203,12 @@ class OutboxRelay:
             OUTBOX_PUBLISHED.labels(row.topic).inc()
 
     async def _delete(self, session: AsyncSession, rows: list[Row[Any]]) -> None:
-        await session.execute(delete(self.model).where(self.model.id.in_([row.id for row in rows])))
+        # By id AND event id: SQLite reuses the ids of deleted rows once the table is empty, so a relay that
+        # deleted by id alone after a slow send could delete another process's new, unpublished rows (fault
+        # test F5 lost events that way with two routing processes on one SQLite file).
+        m = self.model
+        await session.execute(
+            delete(m).where(
+                m.id.in_([row.id for row in rows]), m.event_id.in_([row.event_id for row in rows])
+            )
+        )
