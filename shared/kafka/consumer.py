@@ -398,11 +398,16 @@ class ConsumerRunner:
         so that only the culprit is retried and dead-lettered."""
         try:
             outcomes = await self._handle_batch_fast(items)
-        except (_NeedsCarefulPass, sa_exc.IntegrityError):
+        except (_NeedsCarefulPass, sa_exc.IntegrityError) as failed:
+            # A handler that failed on a known event has had its first attempt: its chunk goes straight to
+            # the careful pass, which counts that attempt.
+            known = failed.failure if isinstance(failed, _NeedsCarefulPass) else None
             outcomes = {}
             for start in range(0, len(items), CHECKPOINT):
                 chunk = items[start : start + CHECKPOINT]
                 try:
+                    if known is not None and any(i.event_id == known[0] for i in chunk):
+                        raise _NeedsCarefulPass(known)
                     done = await self._handle_batch_fast(chunk)
                 except _NeedsCarefulPass as careful:
                     done = await self._handle_batch_careful(chunk, first_failure=careful.failure)
