@@ -52,6 +52,7 @@ from shared.auth import Principal, Role, authenticated, require_roles
 from shared.contracts import PostScreenedV1
 from shared.deps import SessionDep
 from shared.errors import FieldProblem, Forbidden, NotFound, ServiceError, problem_responses
+from shared.http import DEFAULT_PAGE_SIZE, PageLimit
 from shared.logging import current_correlation_id
 
 # Every /v1 route needs a valid bearer token, checked before anything else runs.
@@ -64,7 +65,7 @@ Worker = Annotated[Principal, Depends(require_roles(Role.RESPONDER, Role.SUPERVI
 Supervisor = Annotated[Principal, Depends(require_roles(Role.SUPERVISOR))]
 DirectoryReader = Annotated[Principal, Depends(require_roles(Role.SUPERVISOR, Role.OPS))]
 Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
-Limit = Annotated[int, Query(ge=1, le=200, description="Page size (at most 200).")]
+Limit = PageLimit
 After = Annotated[str | None, Query(max_length=100, description="Return items after this id (pagination).")]
 
 
@@ -81,6 +82,11 @@ def _emit(request: Request, session: AsyncSession, events: list[Any]) -> None:
     outbox = request.app.state.runtime.outbox
     for envelope in events:
         outbox.add(session, envelope)
+
+
+def _visible(principal: Principal) -> frozenset[str] | None:
+    """The departments a principal's lists are filtered to (None: every department, for admin and ops)."""
+    return None if principal.has_any({Role.ADMIN, Role.OPS}) else principal.departments
 
 
 def _may_manage(principal: Principal, departments: list[str] | set[str]) -> None:
@@ -128,9 +134,10 @@ async def put_department(
 
 @router.get("/departments", response_model=list[DepartmentRead], tags=["directory"])
 async def list_departments(
-    session: SessionDep, _: DirectoryReader, limit: Limit = 50, after: After = None
+    session: SessionDep, principal: DirectoryReader, limit: Limit = DEFAULT_PAGE_SIZE, after: After = None
 ) -> Any:
-    return await DepartmentRepository(session).list(after=after, limit=limit)
+    """Every department for admin and ops; a supervisor's own departments otherwise."""
+    return await DepartmentRepository(session).list(after=after, limit=limit, departments=_visible(principal))
 
 
 @router.get(
@@ -139,9 +146,10 @@ async def list_departments(
     tags=["directory"],
     responses=problem_responses(404),
 )
-async def get_department(department_id: str, session: SessionDep, _: DirectoryReader) -> Department:
+async def get_department(department_id: str, session: SessionDep, principal: DirectoryReader) -> Department:
     dept = await DepartmentRepository(session).get(department_id)
-    if dept is None:
+    # Another department is reported as absent, not forbidden: no existence oracle.
+    if dept is None or not principal.can_see_department(dept.id):
         raise NotFound(f"No department with id {department_id!r}.")
     return dept
 
@@ -283,12 +291,15 @@ async def put_queue(queue_id: Id, body: QueueWrite, session: SessionDep, princip
 @router.get("/queues", response_model=list[QueueRead], tags=["directory"])
 async def list_queues(
     session: SessionDep,
-    _: Reader,
+    principal: Reader,
     department: Annotated[str | None, Query(max_length=100)] = None,
-    limit: Limit = 50,
+    limit: Limit = DEFAULT_PAGE_SIZE,
     after: After = None,
 ) -> Any:
-    return await QueueRepository(session).list(department=department, after=after, limit=limit)
+    """Queues of the caller's departments (every department for admin and ops)."""
+    return await QueueRepository(session).list(
+        department=department, after=after, limit=limit, departments=_visible(principal)
+    )
 
 
 # --- routing rules ---
