@@ -444,7 +444,7 @@ async def get_ops_status(request: Request, settings: SettingsDep, _principal: Op
 async def list_dead_letters(
     session: SessionDep,
     _principal: Ops,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     limit: PageLimit = DEFAULT_PAGE_SIZE,
     consumer_group: Annotated[str | None, Query(max_length=200)] = None,
 ) -> DeadLetterPage:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing import rules, service
@@ -66,6 +66,8 @@ Supervisor = Annotated[Principal, Depends(require_roles(Role.SUPERVISOR))]
 DirectoryReader = Annotated[Principal, Depends(require_roles(Role.SUPERVISOR, Role.OPS))]
 Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
 Limit = PageLimit
+#: A rule-set version number (bounded: the database column is a 32-bit integer).
+Version = Annotated[int, Path(ge=1, le=2**31 - 1)]
 After = Annotated[str | None, Query(max_length=100, description="Return items after this id (pagination).")]
 
 
@@ -373,7 +375,7 @@ async def _ruleset(session: AsyncSession, version: int) -> RuleSetRow:
 @router.get(
     "/routing-rules/{version}", response_model=RuleSetRead, tags=["rules"], responses=problem_responses(404)
 )
-async def get_ruleset(version: int, session: SessionDep, _: DirectoryReader) -> RuleSetRow:
+async def get_ruleset(version: Version, session: SessionDep, _: DirectoryReader) -> RuleSetRow:
     return await _ruleset(session, version)
 
 
@@ -383,7 +385,7 @@ async def get_ruleset(version: int, session: SessionDep, _: DirectoryReader) -> 
     tags=["rules"],
     responses=problem_responses(404),
 )
-async def activate_ruleset(version: int, session: SessionDep, _: Admin) -> RuleSetRow:
+async def activate_ruleset(version: Version, session: SessionDep, _: Admin) -> RuleSetRow:
     row = await _ruleset(session, version)
     await RuleSetRepository(session).deactivate_all()
     row.active = True
@@ -398,7 +400,7 @@ async def activate_ruleset(version: int, session: SessionDep, _: Admin) -> RuleS
     responses=problem_responses(404),
 )
 async def evaluate_ruleset(
-    version: int, body: EvaluateRequest, request: Request, session: SessionDep, _: DirectoryReader
+    version: Version, body: EvaluateRequest, request: Request, session: SessionDep, _: DirectoryReader
 ) -> EvaluateResponse:
     """Dry run: where would these posts go under this version? Nothing is stored or emitted."""
     row = await _ruleset(session, version)
