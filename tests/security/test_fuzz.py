@@ -2,7 +2,8 @@
 database and the real broker: no 5xx, every response matches its OpenAPI schema, invalid input is refused.
 
 Positive and negative examples (schemathesis' default modes); ``MAX_EXAMPLES`` per operation (5; the
-FUZZ_MAX_EXAMPLES environment variable raises it for a nightly run) keeps a run near 50 s of CPU. Not skipped when schemathesis is missing: it is a dev dependency.
+FUZZ_MAX_EXAMPLES environment variable raises it for a nightly run) keeps a run near 50 s of CPU.
+Not skipped when schemathesis is missing: it is a dev dependency.
 """
 
 from __future__ import annotations
