@@ -233,12 +233,16 @@ async def put_responder_status(
     """A responder sets their own status; a supervisor may set it for their departments' responders."""
     repo = ResponderRepository(session)
     row = await repo.get(responder_id)
-    if row is None:
+    depts = (await repo.departments_of([responder_id]))[responder_id] if row is not None else set()
+    # Someone outside the caller's departments is reported as absent, not forbidden: no existence oracle.
+    if row is None or (
+        principal.subject != responder_id and not any(principal.can_see_department(d) for d in depts)
+    ):
         raise NotFound(f"No responder with id {responder_id!r}.")
     if principal.subject != responder_id:
         if not principal.has_any({Role.SUPERVISOR, Role.ADMIN}):
             raise Forbidden("Responders set only their own status.")
-        _may_manage(principal, (await repo.departments_of([responder_id]))[responder_id])
+        _may_manage(principal, depts)
     row.status, row.updated_at = body.status, _now()
     await session.flush()
     _emit(
@@ -276,15 +280,17 @@ async def list_responders(
 
 @router.put("/queues/{queue_id}", response_model=QueueRead, tags=["directory"])
 async def put_queue(queue_id: Id, body: QueueWrite, session: SessionDep, principal: Supervisor) -> Queue:
-    _may_manage(principal, [body.department])
+    repo = QueueRepository(session)
+    existing = await repo.get(queue_id)
+    # Replacing a queue needs the right to its current department too (no moving another's queue away).
+    _may_manage(principal, [body.department] + ([existing.department] if existing else []))
     if await DepartmentRepository(session).get(body.department) is None:
         raise ServiceError(
             "Unknown department.",
             status_code=422,
             errors=[FieldProblem(field="body.department", reason="no such department")],
         )
-    repo = QueueRepository(session)
-    row = await repo.get(queue_id) or Queue(id=queue_id)
+    row = existing or Queue(id=queue_id)
     row.department, row.name, row.kind = body.department, body.name, body.kind
     row.required_skills, row.updated_at = sorted(set(body.required_skills)), _now()
     return await repo.add(row)
