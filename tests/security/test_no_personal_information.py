@@ -5,9 +5,9 @@ go through the four running services on the real broker, with a reply drafted wi
 line (the services' structlog JSON on stdout, stdlib logging included) and every message on every topic
 (value and headers) is then scanned for each raw value.
 
-One documented exception: ``posts.received.v1`` carries the post's ``text`` to policy, which must read it to
-screen it (docs/security.md, "What crosses the broker"). Everything else in that event, and every other
-event, must be free of the values.
+One documented exception: ``posts.received.v1`` carries the post's ``text`` (and the ``mentions`` and
+``urls`` lifted from it) to policy, which must read it to screen it (docs/security.md). Everything else in
+that event, every other event, and metrics' timeline must be free of the values.
 """
 
 from __future__ import annotations
@@ -33,14 +33,24 @@ IDENTIFIERS = {
     "phone": "0412 345 678",
     "email": "jane.citizen@example.com",
     "address": "42 Wallaby Way",
+    "mentioned": "bob_smith_1984",
+    "link": "https://example.net/~jane.citizen",
 }
 RAW_VALUES = [*IDENTIFIERS.values(), *AUTHOR.values()]
 TEXT = (
     f"alpha: my TFN is {IDENTIFIERS['tfn']} and Medicare {IDENTIFIERS['medicare']}. Call "
-    f"{IDENTIFIERS['phone']} or email {IDENTIFIERS['email']}; I live at {IDENTIFIERS['address']}, Sydney."
+    f"{IDENTIFIERS['phone']} or email {IDENTIFIERS['email']}; I live at {IDENTIFIERS['address']}, Sydney. "
+    f"cc @{IDENTIFIERS['mentioned']} {IDENTIFIERS['link']}"
 )
-#: Where raw text may cross the broker on purpose: (topic, field of the event's data).
-RAW_TEXT_CARRIERS = {(str(Topic.POSTS_RECEIVED), "text")}
+#: Where raw text may cross the broker on purpose: (topic, field of the event's data) -> values it may hold.
+#: posts.received.v1 hands the post to policy: its text, and the mentions and urls lifted from it.
+#: posts.screened.v1's redacted_text masks identifiers but keeps @handles and links (a known gap in policy's
+#: redaction, docs/security.md): it is scanned for every other value.
+KNOWN_GAP = {IDENTIFIERS["mentioned"], IDENTIFIERS["link"]}
+CARRIERS: dict[tuple[str, str], set[str]] = {
+    **{(str(Topic.POSTS_RECEIVED), f): set(RAW_VALUES) for f in ("text", "mentions", "urls")},
+    (str(Topic.POSTS_SCREENED), "redacted_text"): KNOWN_GAP,
+}
 
 
 async def read_every_topic(bootstrap: str) -> list[tuple[str, bytes, list[tuple[str, bytes]]]]:
@@ -67,17 +77,20 @@ async def read_every_topic(bootstrap: str) -> list[tuple[str, bytes, list[tuple[
     return out
 
 
-def without_carriers(topic: str, value: bytes) -> str:
-    text = value.decode("utf-8", "replace")
-    fields = [f for t, f in RAW_TEXT_CARRIERS if t == topic]
-    if not fields:
-        return text
-    event: Any = json.loads(text)
+def leaks_in(topic: str, value: bytes) -> set[str]:
+    """The raw values in a message, less those its carrier fields may hold."""
+    try:
+        event: Any = json.loads(value)
+    except ValueError:  # not JSON (a dead letter may hold anything): every byte is scanned
+        return {v for v in RAW_VALUES if v in value.decode("utf-8", "replace")}
     data = event.get("data", event)
-    for field in fields:
-        assert field in data, (topic, sorted(data))
-        data[field] = "<carried on purpose>"
-    return json.dumps(event)
+    found: set[str] = set()
+    for (carrier_topic, field), allowed in CARRIERS.items():
+        if carrier_topic == topic:
+            assert field in data, (topic, sorted(data))
+            found |= {v for v in RAW_VALUES if v in json.dumps(data[field]) and v not in allowed}
+            data[field] = "<carrier>"
+    return found | {v for v in RAW_VALUES if v in json.dumps(event)}
 
 
 async def test_identifiers_reach_no_log_line_and_no_event(
@@ -115,14 +128,22 @@ async def test_identifiers_reach_no_log_line_and_no_event(
 
     events = await read_every_topic(broker)
     logs = capfd.readouterr().out
-    assert post_id in logs  # the capture did see the services' logs
+    assert '"route": "/v1/posts"' in logs  # the capture did see the services' logs
 
     log_leaks = [(value, line[:300]) for line in logs.splitlines() for value in RAW_VALUES if value in line]
     event_leaks = []
     for topic, value, headers in events:
-        scanned = without_carriers(topic, value) + " ".join(h.decode("utf-8", "replace") for _, h in headers)
-        event_leaks += [(topic, v) for v in RAW_VALUES if v in scanned]
+        in_headers = " ".join(h.decode("utf-8", "replace") for _, h in headers)
+        event_leaks += [
+            (topic, v) for v in leaks_in(topic, value) | {v for v in RAW_VALUES if v in in_headers}
+        ]
     assert len(events) >= 6, [t for t, _, _ in events]
     assert {str(Topic.POSTS_RECEIVED), str(Topic.POSTS_SCREENED)} <= {t for t, _, _ in events}
     assert not log_leaks, log_leaks[:10]
+    # Metrics keeps no free text: the timeline (what supervisors and ops read) has none of the values.
+    timeline = await clients["metrics"].get(
+        f"/v1/posts/{post_id}/timeline", headers=bearer("ops", subject="o")
+    )
+    assert timeline.status_code == 200
+    assert [v for v in RAW_VALUES if v in timeline.text] == []
     assert not event_leaks, sorted(set(event_leaks))
