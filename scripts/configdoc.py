@@ -15,10 +15,10 @@ from services.ingest.config import IngestSettings
 from services.metrics.config import MetricsSettings
 from services.policy.config import PolicySettings
 from services.routing.config import RoutingSettings
-from shared.config import AuthSettings, KafkaSettings, LogSettings
+from shared.config import AuthSettings, KafkaSettings, LogSettings, RateLimitSettings
 
 TARGET = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
-NESTED = {"kafka", "auth", "log"}
+NESTED = {"kafka", "auth", "log", "rate_limit"}
 
 
 def _default(field: Any) -> str:
@@ -58,6 +58,7 @@ def render() -> str:
         ("Kafka (all services)", KafkaSettings),
         ("Authentication (all services)", AuthSettings),
         ("Logging (all services)", LogSettings),
+        ("Rate limit (all services)", RateLimitSettings),
         ("ingest", IngestSettings),
         ("policy", PolicySettings),
         ("routing", RoutingSettings),

@@ -23,7 +23,7 @@ import jwt
 from fastapi import Depends, Request
 
 from shared.config import AuthSettings
-from shared.errors import Forbidden, Unauthorized
+from shared.errors import Forbidden, TooManyRequests, Unauthorized
 
 ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA"})
 
@@ -144,10 +144,21 @@ async def authenticated(request: Request) -> Principal:
     verifier: TokenVerifier = request.app.state.token_verifier
     principal = await verifier.verify(_bearer(request))
     request.state.principal = principal
+    limiter = getattr(request.app.state, "rate_limiter", None)
+    if limiter is not None:
+        wait = limiter.retry_after(principal.subject, system=Role.AGENCY_SYSTEM in principal.roles)
+        if wait:
+            raise TooManyRequests(
+                f"Too many requests from this principal; retry in {wait} s.", retry_after=wait
+            )
     return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticated)]
+
+
+#: Attribute of a ``require_roles`` dependency holding the roles it lets through.
+ALLOWED_ROLES_ATTRIBUTE = "allowed_roles"
 
 
 def require_roles(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
@@ -159,6 +170,8 @@ def require_roles(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Pri
             raise Forbidden(f"This operation needs one of the roles: {', '.join(sorted(allowed))}.")
         return principal
 
+    # Read by the authorisation tests (tests/security), which derive the role x endpoint matrix from it.
+    setattr(dependency, ALLOWED_ROLES_ATTRIBUTE, allowed)
     return dependency
 
 

@@ -89,6 +89,32 @@ class AuthSettings(BaseSettings):
     leeway_seconds: int = Field(30, ge=0, le=300, description="Clock skew tolerated on exp/nbf.")
 
 
+class RateLimitSettings(BaseSettings):
+    """Per-principal request budget (token bucket keyed by the token's subject, in each process)."""
+
+    model_config = SettingsConfigDict(env_prefix="RATE_LIMIT_", extra="ignore")
+
+    enabled: bool = Field(
+        True, description="Answer 429 with Retry-After when a principal exceeds its budget."
+    )
+    requests_per_second: float = Field(
+        50.0, gt=0, le=1_000_000, description="Sustained requests per second of one person (token subject)."
+    )
+    burst: float = Field(200.0, ge=1, le=1_000_000, description="Requests one person may make at once.")
+    system_requests_per_second: float = Field(
+        5_000.0,
+        gt=0,
+        le=1_000_000,
+        description="Sustained requests per second of one agency_system principal (platform relays).",
+    )
+    system_burst: float = Field(
+        10_000.0, ge=1, le=1_000_000, description="Requests one agency_system principal may make at once."
+    )
+    max_principals: int = Field(
+        100_000, ge=100, le=10_000_000, description="Buckets kept in memory; the oldest is forgotten beyond."
+    )
+
+
 class LogSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOG_", extra="ignore")
 
@@ -118,4 +144,5 @@ class BaseServiceSettings(BaseSettings):
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     log: LogSettings = Field(default_factory=LogSettings)

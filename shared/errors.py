@@ -83,6 +83,13 @@ class Forbidden(ServiceError):
     status_code = 403
 
 
+class TooManyRequests(ServiceError):
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
 class Unavailable(ServiceError):
     status_code = 503
 

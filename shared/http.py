@@ -6,21 +6,30 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.errors import install_error_handlers, problem_response
+from shared.config import RateLimitSettings
+from shared.errors import install_error_handlers, problem_response, problem_responses
 from shared.logging import CORRELATION_HEADER, get_logger, new_correlation_id
 from shared.observability import HTTP_REQUEST_SECONDS
+from shared.ratelimit import PrincipalRateLimiter
 
 log = get_logger("http")
 
 ReadinessCheck = Callable[[], Awaitable[None]]
+
+#: Largest page any list endpoint returns; more is a 422 naming ``query.limit``.
+MAX_PAGE_SIZE = 200
+#: Page size when the caller does not say.
+DEFAULT_PAGE_SIZE = 50
+#: The ``limit`` query parameter of every list endpoint (``limit: PageLimit = DEFAULT_PAGE_SIZE``).
+PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description=f"Page size (at most {MAX_PAGE_SIZE}).")]
 
 
 class _BodyTooLarge(Exception):
@@ -123,8 +132,18 @@ def create_service_app(
     routers: Sequence[APIRouter],
     readiness: Callable[[FastAPI], dict[str, ReadinessCheck]],
     max_body_bytes: int,
+    rate_limit: RateLimitSettings | None = None,
 ) -> FastAPI:
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        # Any authenticated route may answer 429 (per-principal budget, shared.ratelimit).
+        responses=problem_responses(429),
+    )
+    # Checked by shared.auth.authenticated once the token is verified.
+    app.state.rate_limiter = PrincipalRateLimiter(rate_limit or RateLimitSettings())
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=max_body_bytes)
 

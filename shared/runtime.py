@@ -165,6 +165,7 @@ def build_app(
         routers=routers,
         readiness=lambda _app: runtime.readiness_checks(),
         max_body_bytes=settings.max_body_bytes,
+        rate_limit=settings.rate_limit,
     )
     app.state.runtime = runtime
     app.state.settings = settings

@@ -51,9 +51,11 @@ ALTERNATIVE_AUTH = {
 }
 
 AgencySystem = Annotated[Principal, Depends(require_roles(Role.AGENCY_SYSTEM))]
-Reader = Annotated[Principal, Depends(require_roles(Role.AGENCY_SYSTEM, Role.SUPERVISOR, Role.OPS))]
+# Ingest does not know which department a post is routed to, so only roles that see every department read
+# stored posts here; department staff read their posts through routing's assignments (docs/security.md).
+Reader = Annotated[Principal, Depends(require_roles(Role.AGENCY_SYSTEM, Role.OPS))]
 #: Who may see the raw author (platform id, handle, display name); everyone else gets author_ref only.
-RAW_AUTHOR_ROLES = frozenset({Role.AGENCY_SYSTEM, Role.SUPERVISOR, Role.ADMIN})
+RAW_AUTHOR_ROLES = frozenset({Role.AGENCY_SYSTEM, Role.ADMIN})
 
 
 class Unprocessable(ServiceError):
@@ -301,7 +303,8 @@ def _equal(a: str, b: str) -> bool:
     "/posts/{post_id}",
     response_model=PostRead,
     summary="Read one stored post",
-    description="Raw author details (`author`) only for agency_system, supervisor and admin; null otherwise.",
+    description="For agency_system, ops and admin (roles that see every department). Raw author details "
+    "(`author`) only for agency_system and admin; null for ops, who get the `author_ref` pseudonym.",
     responses=problem_responses(404),
 )
 async def get_post(post_id: str, session: SessionDep, principal: Reader) -> PostRead:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.contracts.events import Platform
 from shared.errors import Problem
+from shared.inputs import JsonAwareDatetime
 
 MAX_TEXT_CHARS = 40_000
 #: HTML or MIME markup around the text can be longer than the text itself.
@@ -55,7 +56,7 @@ class PostCreate(BaseModel):
         description="The text exactly as the platform gave it (e.g. HTML); defaults to `text`.",
     )
     author: AuthorIn
-    created_at: AwareDatetime = Field(description="When the post was made, with a time zone.")
+    created_at: JsonAwareDatetime = Field(description="When the post was made, with a time zone.")
     visibility: Visibility = "public"
     conversation_id: str | None = Field(None, max_length=200)
     in_reply_to: str | None = Field(None, max_length=200, description="Platform id of the post replied to.")

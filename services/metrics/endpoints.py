@@ -54,6 +54,7 @@ from services.metrics.stats import Interval
 from shared.auth import Principal, Role, authenticated, require_roles
 from shared.deps import SessionDep
 from shared.errors import FieldProblem, NotFound, ServiceError, Unavailable, problem_responses
+from shared.http import DEFAULT_PAGE_SIZE, PageLimit
 
 # Every /v1 route needs a valid bearer token, checked before anything else runs.
 router = APIRouter(
@@ -366,7 +367,7 @@ async def get_spikes(
     start: FromQ,
     end: ToQ,
     kind: Literal["department", "hashtag"] | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: PageLimit = DEFAULT_PAGE_SIZE,
 ) -> Spikes:
     start, end = checked_window(start, end, max_days=settings.max_query_days)
     spikes = await VolumeRepository(session).spikes(
@@ -443,8 +444,8 @@ async def get_ops_status(request: Request, settings: SettingsDep, _principal: Op
 async def list_dead_letters(
     session: SessionDep,
     _principal: Ops,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    limit: PageLimit = DEFAULT_PAGE_SIZE,
     consumer_group: Annotated[str | None, Query(max_length=200)] = None,
 ) -> DeadLetterPage:
     items = await DeadLetterRepository(session).page(

@@ -36,8 +36,9 @@ from shared.logging import get_logger
 
 log = get_logger(__name__)
 
-# Free text stays out of metrics: it is personal information and no number needs it.
-TEXT_FIELDS = frozenset({"text", "redacted_text", "findings", "reason"})
+# Free text stays out of metrics: it is personal information and no number needs it. Mentions (people's
+# handles) and urls (profile and personal links) are lifted from the text and are the same.
+TEXT_FIELDS = frozenset({"text", "redacted_text", "findings", "reason", "mentions", "urls"})
 # Hashtags are public topic markers, kept (lower-cased, bounded) so that a campaign's volume can be watched.
 HASHTAG = re.compile(r"(?<![\w#])#(\w{2,60})")
 MAX_HASHTAGS = 20

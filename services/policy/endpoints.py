@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 
 from services.policy import engine, service
 from services.policy.models import Check
@@ -29,6 +29,7 @@ from services.policy.schemas import (
 from shared.auth import Principal, Role, authenticated, require_roles
 from shared.deps import SessionDep
 from shared.errors import NotFound, ServiceError, problem_responses
+from shared.http import DEFAULT_PAGE_SIZE, PageLimit
 
 # Every /v1 route needs a valid bearer token, checked before anything else runs.
 router = APIRouter(
@@ -38,6 +39,9 @@ router = APIRouter(
 )
 
 Reader = Annotated[Principal, Depends(require_roles(Role.SUPERVISOR, Role.RESPONDER, Role.OPS))]
+# Policy does not know which department a post is routed to: only roles that see every department read
+# screenings here; department staff see the labels and redacted text on routing's assignments.
+ScreeningReader = Annotated[Principal, Depends(require_roles(Role.OPS))]
 Checker = Annotated[Principal, Depends(require_roles(Role.RESPONDER, Role.SUPERVISOR, Role.AGENCY_SYSTEM))]
 CheckReader = Annotated[
     Principal, Depends(require_roles(Role.RESPONDER, Role.SUPERVISOR, Role.AGENCY_SYSTEM, Role.OPS))
@@ -89,7 +93,7 @@ def check_out(check: Check) -> CheckRead:
     summary="The stored screening of one inbound post",
     responses=problem_responses(404),
 )
-async def get_screening(post_id: str, session: SessionDep, _principal: Reader) -> ScreeningRead:
+async def get_screening(post_id: str, session: SessionDep, _principal: ScreeningReader) -> ScreeningRead:
     screening = await ScreeningRepository(session).get_by_post_id(post_id[:64])
     if screening is None:
         raise NotFound(f"No screening for post {post_id[:64]!r}.")
@@ -136,8 +140,16 @@ async def create_check(body: CheckCreate, session: SessionDep, principal: Checke
     summary="A stored pre-publication check and its result",
     responses=problem_responses(404),
 )
-async def get_check(check_id: str, session: SessionDep, _principal: CheckReader) -> CheckRead:
-    return check_out(await service.get_check(session=session, check_id=check_id[:36]))
+async def get_check(check_id: str, session: SessionDep, principal: CheckReader) -> CheckRead:
+    check = await service.get_check(session=session, check_id=check_id[:36])
+    # Another department's check is reported as absent, not forbidden: no existence oracle.
+    if not (
+        principal.has_any({Role.ADMIN, Role.OPS, Role.AGENCY_SYSTEM})
+        or check.checked_by == principal.subject
+        or (check.department is not None and check.department in principal.departments)
+    ):
+        raise NotFound(f"No check {check_id[:36]!r}.")
+    return check_out(check)
 
 
 # --- policy packs ------------------------------------------------------------------------------------------
@@ -145,7 +157,7 @@ async def get_check(check_id: str, session: SessionDep, _principal: CheckReader)
 
 @router.get("/policies", tags=["policies"], response_model=list[PolicyRead], summary="Policy pack versions")
 async def list_policies(
-    session: SessionDep, _principal: Reader, limit: Annotated[int, Query(ge=1, le=500)] = 100
+    session: SessionDep, _principal: Reader, limit: PageLimit = DEFAULT_PAGE_SIZE
 ) -> list[PolicyRead]:
     infos = await service.list_packs(session=session, limit=limit)
     return [PolicyRead(**info.__dict__) for info in infos]
@@ -272,6 +284,6 @@ async def set_mode(body: ModeSet, session: SessionDep, principal: Admin) -> Mode
     "/modes/history", tags=["modes"], response_model=list[ModeRead], summary="Audit trail of mode changes"
 )
 async def get_mode_history(
-    session: SessionDep, _principal: Reader, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    session: SessionDep, _principal: Reader, limit: PageLimit = DEFAULT_PAGE_SIZE
 ) -> list[ModeRead]:
     return [ModeRead.model_validate(m) for m in await service.mode_history(session=session, limit=limit)]

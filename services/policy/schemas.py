@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from services.policy.pack import Direction, Jurisdiction, Mode
 from shared.contracts import Platform
+from shared.inputs import JsonAwareDatetime, JsonBool
 
 MAX_TEXT = 20_000
 
@@ -53,8 +54,8 @@ class ScreeningRead(BaseModel):
 class MediaIn(_Input):
     type: Literal["image", "gif", "video", "audio"]
     alt_text: str | None = Field(None, max_length=5000)
-    captions: bool = Field(False, description="A video has a captions track.")
-    decorative: bool = Field(False, description="A purely decorative image needs no alt text.")
+    captions: JsonBool = Field(False, description="A video has a captions track.")
+    decorative: JsonBool = Field(False, description="A purely decorative image needs no alt text.")
     url: str | None = Field(None, max_length=2000)
 
 
@@ -168,9 +169,9 @@ class EvaluateResponse(BaseModel):
 class ModeSet(_Input):
     mode: Mode
     jurisdiction: Jurisdiction | Literal["ALL"] = "CTH"
-    active: bool
-    starts_at: AwareDatetime = None
-    ends_at: AwareDatetime = None
+    active: JsonBool
+    starts_at: JsonAwareDatetime | None = None
+    ends_at: JsonAwareDatetime | None = None
     reason: str = Field(min_length=1, max_length=500)
 
     @model_validator(mode="after")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing import audit, rules, service
@@ -52,6 +52,7 @@ from shared.auth import Principal, Role, authenticated, require_roles
 from shared.contracts import PostScreenedV1
 from shared.deps import SessionDep
 from shared.errors import FieldProblem, Forbidden, NotFound, ServiceError, problem_responses
+from shared.http import DEFAULT_PAGE_SIZE, PageLimit
 from shared.logging import current_correlation_id
 
 # Every /v1 route needs a valid bearer token, checked before anything else runs.
@@ -64,7 +65,9 @@ Worker = Annotated[Principal, Depends(require_roles(Role.RESPONDER, Role.SUPERVI
 Supervisor = Annotated[Principal, Depends(require_roles(Role.SUPERVISOR))]
 DirectoryReader = Annotated[Principal, Depends(require_roles(Role.SUPERVISOR, Role.OPS))]
 Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
-Limit = Annotated[int, Query(ge=1, le=200, description="Page size (at most 200).")]
+Limit = PageLimit
+#: A rule-set version number (bounded: the database column is a 32-bit integer).
+Version = Annotated[int, Path(ge=1, le=2**31 - 1)]
 After = Annotated[str | None, Query(max_length=100, description="Return items after this id (pagination).")]
 
 
@@ -82,6 +85,11 @@ def _emit(request: Request, session: AsyncSession, events: list[Any]) -> None:
     for envelope in events:
         outbox.add(session, envelope)
     audit.record_events(session, events, actor=request.state.principal.subject)
+
+
+def _visible(principal: Principal) -> frozenset[str] | None:
+    """The departments a principal's lists are filtered to (None: every department, for admin and ops)."""
+    return None if principal.has_any({Role.ADMIN, Role.OPS}) else principal.departments
 
 
 def _may_manage(principal: Principal, departments: list[str] | set[str]) -> None:
@@ -129,9 +137,10 @@ async def put_department(
 
 @router.get("/departments", response_model=list[DepartmentRead], tags=["directory"])
 async def list_departments(
-    session: SessionDep, _: DirectoryReader, limit: Limit = 50, after: After = None
+    session: SessionDep, principal: DirectoryReader, limit: Limit = DEFAULT_PAGE_SIZE, after: After = None
 ) -> Any:
-    return await DepartmentRepository(session).list(after=after, limit=limit)
+    """Every department for admin and ops; a supervisor's own departments otherwise."""
+    return await DepartmentRepository(session).list(after=after, limit=limit, departments=_visible(principal))
 
 
 @router.get(
@@ -140,9 +149,10 @@ async def list_departments(
     tags=["directory"],
     responses=problem_responses(404),
 )
-async def get_department(department_id: str, session: SessionDep, _: DirectoryReader) -> Department:
+async def get_department(department_id: str, session: SessionDep, principal: DirectoryReader) -> Department:
     dept = await DepartmentRepository(session).get(department_id)
-    if dept is None:
+    # Another department is reported as absent, not forbidden: no existence oracle.
+    if dept is None or not principal.can_see_department(dept.id):
         raise NotFound(f"No department with id {department_id!r}.")
     return dept
 
@@ -224,12 +234,16 @@ async def put_responder_status(
     """A responder sets their own status; a supervisor may set it for their departments' responders."""
     repo = ResponderRepository(session)
     row = await repo.get(responder_id)
-    if row is None:
+    depts = (await repo.departments_of([responder_id]))[responder_id] if row is not None else set()
+    # Someone outside the caller's departments is reported as absent, not forbidden: no existence oracle.
+    if row is None or (
+        principal.subject != responder_id and not any(principal.can_see_department(d) for d in depts)
+    ):
         raise NotFound(f"No responder with id {responder_id!r}.")
     if principal.subject != responder_id:
         if not principal.has_any({Role.SUPERVISOR, Role.ADMIN}):
             raise Forbidden("Responders set only their own status.")
-        _may_manage(principal, (await repo.departments_of([responder_id]))[responder_id])
+        _may_manage(principal, depts)
     row.status, row.updated_at = body.status, _now()
     await session.flush()
     _emit(
@@ -267,15 +281,17 @@ async def list_responders(
 
 @router.put("/queues/{queue_id}", response_model=QueueRead, tags=["directory"])
 async def put_queue(queue_id: Id, body: QueueWrite, session: SessionDep, principal: Supervisor) -> Queue:
-    _may_manage(principal, [body.department])
+    repo = QueueRepository(session)
+    existing = await repo.get(queue_id)
+    # Replacing a queue needs the right to its current department too (no moving another's queue away).
+    _may_manage(principal, [body.department] + ([existing.department] if existing else []))
     if await DepartmentRepository(session).get(body.department) is None:
         raise ServiceError(
             "Unknown department.",
             status_code=422,
             errors=[FieldProblem(field="body.department", reason="no such department")],
         )
-    repo = QueueRepository(session)
-    row = await repo.get(queue_id) or Queue(id=queue_id)
+    row = existing or Queue(id=queue_id)
     row.department, row.name, row.kind = body.department, body.name, body.kind
     row.required_skills, row.updated_at = sorted(set(body.required_skills)), _now()
     return await repo.add(row)
@@ -284,12 +300,15 @@ async def put_queue(queue_id: Id, body: QueueWrite, session: SessionDep, princip
 @router.get("/queues", response_model=list[QueueRead], tags=["directory"])
 async def list_queues(
     session: SessionDep,
-    _: Reader,
+    principal: Reader,
     department: Annotated[str | None, Query(max_length=100)] = None,
-    limit: Limit = 50,
+    limit: Limit = DEFAULT_PAGE_SIZE,
     after: After = None,
 ) -> Any:
-    return await QueueRepository(session).list(department=department, after=after, limit=limit)
+    """Queues of the caller's departments (every department for admin and ops)."""
+    return await QueueRepository(session).list(
+        department=department, after=after, limit=limit, departments=_visible(principal)
+    )
 
 
 # --- routing rules ---
@@ -364,7 +383,7 @@ async def _ruleset(session: AsyncSession, version: int) -> RuleSetRow:
 @router.get(
     "/routing-rules/{version}", response_model=RuleSetRead, tags=["rules"], responses=problem_responses(404)
 )
-async def get_ruleset(version: int, session: SessionDep, _: DirectoryReader) -> RuleSetRow:
+async def get_ruleset(version: Version, session: SessionDep, _: DirectoryReader) -> RuleSetRow:
     return await _ruleset(session, version)
 
 
@@ -374,7 +393,7 @@ async def get_ruleset(version: int, session: SessionDep, _: DirectoryReader) -> 
     tags=["rules"],
     responses=problem_responses(404),
 )
-async def activate_ruleset(version: int, session: SessionDep, principal: Admin) -> RuleSetRow:
+async def activate_ruleset(version: Version, session: SessionDep, principal: Admin) -> RuleSetRow:
     row = await _ruleset(session, version)
     await RuleSetRepository(session).deactivate_all()
     row.active = True
@@ -390,7 +409,7 @@ async def activate_ruleset(version: int, session: SessionDep, principal: Admin) 
     responses=problem_responses(404),
 )
 async def evaluate_ruleset(
-    version: int, body: EvaluateRequest, request: Request, session: SessionDep, _: DirectoryReader
+    version: Version, body: EvaluateRequest, request: Request, session: SessionDep, _: DirectoryReader
 ) -> EvaluateResponse:
     """Dry run: where would these posts go under this version? Nothing is stored or emitted."""
     row = await _ruleset(session, version)

@@ -28,8 +28,13 @@ from shared.db.repository import RepositoryBase
 class DepartmentRepository(RepositoryBase[Department]):
     model = Department
 
-    async def list(self, *, after: str | None, limit: int) -> Sequence[Department]:
+    async def list(
+        self, *, after: str | None, limit: int, departments: Collection[str] | None = None
+    ) -> Sequence[Department]:
+        """``departments``: only these (None: all)."""
         stmt = self.select().order_by(Department.id).limit(limit)
+        if departments is not None:
+            stmt = stmt.where(Department.id.in_(list(departments)))
         if after:
             stmt = stmt.where(Department.id > after)
         return await self.get_all(stmt)
@@ -57,8 +62,18 @@ class SlaPolicyRepository(RepositoryBase[SlaPolicy]):
 class QueueRepository(RepositoryBase[Queue]):
     model = Queue
 
-    async def list(self, *, department: str | None, after: str | None, limit: int) -> Sequence[Queue]:
+    async def list(
+        self,
+        *,
+        department: str | None,
+        after: str | None,
+        limit: int,
+        departments: Collection[str] | None = None,
+    ) -> Sequence[Queue]:
+        """``departments``: only queues of these (None: all)."""
         stmt = self.select().order_by(Queue.id).limit(limit)
+        if departments is not None:
+            stmt = stmt.where(Queue.department.in_(list(departments)))
         if department:
             stmt = stmt.where(Queue.department == department)
         if after:

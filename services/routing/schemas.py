@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.routing import sla
+from shared.inputs import JsonBool, JsonDate, JsonFloat, JsonInt
 
 Id = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")]
 Reason = Annotated[str, Field(min_length=1, max_length=500)]
@@ -29,7 +30,7 @@ class DepartmentWrite(_In):
     state: Literal["ACT", "NSW", "NT", "QLD", "SA", "TAS", "VIC", "WA"] | None = Field(
         None, description="Australian state/territory whose public holidays close the department."
     )
-    closures: list[date] = Field(default_factory=list, max_length=366, description="Extra closure days.")
+    closures: list[JsonDate] = Field(default_factory=list, max_length=366, description="Extra closure days.")
     sla_policy: Id = "standard"
 
     @field_validator("timezone")
@@ -66,9 +67,9 @@ class DepartmentRead(BaseModel):
 
 class SlaPolicyWrite(_In):
     clock: Literal["business", "wall"] = "business"
-    first_response_seconds: int = Field(ge=1, le=90 * 86_400)
-    resolve_seconds: int = Field(ge=1, le=365 * 86_400)
-    warning_fraction: float = Field(
+    first_response_seconds: JsonInt = Field(ge=1, le=90 * 86_400)
+    resolve_seconds: JsonInt = Field(ge=1, le=365 * 86_400)
+    warning_fraction: JsonFloat = Field(
         0.75, gt=0, lt=1, description="Warn when this share of the target is used."
     )
     breach_action: Literal["raise_priority", "reassign_supervisors", "notify"] = "raise_priority"
@@ -90,7 +91,7 @@ class ResponderWrite(_In):
     languages: list[Annotated[str, Field(min_length=2, max_length=20)]] = Field(
         default_factory=list, max_length=20
     )
-    capacity: int = Field(3, ge=0, le=100, description="Maximum open assignments.")
+    capacity: JsonInt = Field(3, ge=0, le=100, description="Maximum open assignments.")
     status: Literal["available", "away", "offline"] = "offline"
 
 
@@ -133,7 +134,7 @@ class QueueRead(BaseModel):
 class RuleSetWrite(_In):
     rules: list[dict[str, Any]] = Field(max_length=500, description="Ordered rules; the first match wins.")
     default: dict[str, Any] = Field(description="Target of posts no rule matches.")
-    activate: bool = True
+    activate: JsonBool = True
 
 
 class RuleSetRead(BaseModel):
@@ -160,7 +161,7 @@ class PostSample(_In):
     labels: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=200)
     text: str = Field("", max_length=40_000)
     risk: Literal["low", "medium", "high", "critical"] = "low"
-    priority: int = Field(3, ge=1, le=4)
+    priority: JsonInt = Field(3, ge=1, le=4)
 
 
 class EvaluateRequest(_In):
@@ -252,8 +253,8 @@ class Media(_In):
     url: str = Field(min_length=1, max_length=2000, pattern=r"^https://")
     type: Literal["image", "gif", "video", "audio"] = "image"
     alt_text: str | None = Field(None, max_length=5000)
-    captions: bool = Field(False, description="A video has a captions track.")
-    decorative: bool = Field(False, description="A purely decorative image needs no alt text.")
+    captions: JsonBool = Field(False, description="A video has a captions track.")
+    decorative: JsonBool = Field(False, description="A purely decorative image needs no alt text.")
 
 
 class ReplyCreate(_In):

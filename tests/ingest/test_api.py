@@ -112,7 +112,7 @@ class TestSinglePost:
         client, _ = ingest
         created = await client.post("/v1/posts", json=POST, headers=token("agency_system"))
         post_id = created.json()["id"]
-        as_supervisor = await client.get(f"/v1/posts/{post_id}", headers=token("supervisor"))
+        as_supervisor = await client.get(f"/v1/posts/{post_id}", headers=token("admin"))
         assert as_supervisor.status_code == 200
         body = as_supervisor.json()
         assert body["author"] == {
@@ -342,7 +342,7 @@ class TestWebhooks:
             assert response.status_code == 200, (platform, response.text)
             assert response.json()["accepted"] == accepted, (platform, response.json())
             first = next(i for i in response.json()["items"] if i["status"] == "accepted")
-            stored = await client.get(f"/v1/posts/{first['id']}", headers=token("supervisor"))
+            stored = await client.get(f"/v1/posts/{first['id']}", headers=token("ops"))
             assert stored.json()["platform"] == platform
         assert (
             await client.post("/v1/webhooks/mastodon", content=b"{}", params={"account": "a"})

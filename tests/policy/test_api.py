@@ -95,7 +95,7 @@ class TestInboundScreening:
             try:
                 post = _post("My TFN is 123 456 782 and I want to end my life")
                 await _publish(settings, post)
-                body = await _screening(client, post.post_id, token("responder"))
+                body = await _screening(client, post.post_id, token("ops"))
                 assert body["labels"] == ["pii:tfn", "self_harm"]
                 assert body["risk"] == "critical"
                 assert body["priority"] == 1
@@ -136,7 +136,7 @@ class TestInboundScreening:
 
     async def test_unknown_post_is_404_problem_json(self, make_settings, running, token):
         async with running(create_app(make_settings(PolicySettings))) as client:
-            response = await client.get("/v1/screenings/nope", headers=token("responder"))
+            response = await client.get("/v1/screenings/nope", headers=token("ops"))
             assert response.status_code == 404
             assert response.headers["content-type"].startswith("application/problem+json")
 
@@ -182,7 +182,7 @@ class TestOutboundChecks:
         async with running(create_app(settings)) as client:
             post = _post("i can't go on, i want to die")
             await _publish(settings, post)
-            await _screening(client, post.post_id, token("responder"))
+            await _screening(client, post.post_id, token("ops"))
             draft = {"text": "We're sorry to hear that. Please reach out.", "platform": "x"}
             blocked = await client.post(
                 "/v1/checks", json={**draft, "in_reply_to_post_id": post.post_id}, headers=token("responder")
