@@ -130,7 +130,7 @@ class TestInboundScreening:
                 }
             )
             await _publish(settings, post)
-            body = await _screening(client, post.post_id, token("responder"))
+            body = await _screening(client, post.post_id, token("admin"))
             assert {"pii:image", "flooding"} <= set(body["labels"])
             assert {"PI-13", "MOD-05"} <= {f["rule_id"] for f in body["findings"]}
 

@@ -74,9 +74,15 @@ INTENDED: dict[tuple[str, str, str], set[Role]] = {
     ("metrics", "GET", "/v1/ops/status"): {A, R.OPS},
     ("metrics", "GET", "/v1/ops/dead-letters"): {A, R.OPS},
     ("metrics", "POST", "/v1/ops/dead-letters/{dead_letter_id}/replay"): {A, R.OPS},
+    # The hash-chained audit trail (docs/audit.md): admin only, on every service that keeps one.
+    **{
+        (svc, "GET", path): {A}
+        for svc in ("policy", "routing", "metrics")
+        for path in ("/v1/audit", "/v1/audit/verify")
+    },
 }
 #: Operations added by other work that this table does not judge yet (each must still be role-gated).
-NOT_YET_JUDGED_PREFIXES = ("/v1/audit",)
+NOT_YET_JUDGED_PREFIXES: tuple[str, ...] = ()
 
 OPERATIONS = v1_operations()
 

@@ -27,6 +27,9 @@ RAW_AUTHOR = {"author_id", "author_handle", "author_display_name", "display_name
 INTERNAL_ALLOWED = {
     "response_token": "X's CRC answer, an HMAC of X's own challenge, the point of GET /v1/webhooks/x",
     "text_sha256": "proves what a check saw without storing the draft's personal information",
+    "prev_hash": "an audit entry's link to the one before it: the point of GET /v1/audit (docs/audit.md)",
+    "entry_hash": "an audit entry's own hash in the chain (docs/audit.md)",
+    "head_hash": "the audit chain's last hash, to record elsewhere (GET /v1/audit/verify, docs/audit.md)",
 }
 
 
