@@ -9,8 +9,8 @@ nothing.
 
 Failures:
 - a message that cannot be decoded is dead-lettered at once; one whose handler raises has its chunk rolled
-  back (the messages before it are handled again) and is retried alone, ``handler_max_attempts`` times in
-  all, then dead-lettered. Dead letters go to ``<topic>.dlq.<group>`` through the outbox (same transaction),
+  back, what came before the chunk is committed, and a fresh transaction handles the chunk's earlier messages
+  again and retries the culprit alone, ``handler_max_attempts`` times in all, then dead-letters it. Dead letters go to ``<topic>.dlq.<group>`` through the outbox (same transaction),
   with the error in headers, and the partition moves on;
 - infrastructure errors (database or network down) are not the message's fault: the whole batch is retried
   with backoff and no offset is committed until it succeeds.
@@ -341,13 +341,20 @@ class ConsumerRunner:
             return _Item(record, None, f"{type(exc).__name__}: {str(exc)[:500]}", fallback_id, cid)
 
     async def _handle_batch(self, tp: TopicPartition, items: list[_Item]) -> None:
-        """Fast path first: the whole batch in one transaction, a savepoint every ``CHECKPOINT`` messages, one
-        inbox insert. If an inbox row conflicts (another consumer of the group committed one of these
-        events first), redo the batch one message at a time (savepoint each)."""
+        """Fast path first: the batch in one transaction, a savepoint every ``CHECKPOINT`` messages, one inbox
+        insert. A failing handler ends that transaction at its chunk (what came before is committed) and the
+        next one, in a fresh session, retries the culprit alone. If an inbox row conflicts (another consumer
+        of the group committed one of these events first), redo the rest one message at a time."""
+        outcomes = {"handled": 0, "duplicate": 0, "dead_lettered": 0}
+        start = 0
+        failure: tuple[int, str] | None = None
         try:
-            outcomes = await self._handle_batch_fast(tp, items)
+            while start < len(items):
+                start, failure = await self._handle_batch_fast(tp, items, start, failure, outcomes)
         except sa_exc.IntegrityError:
-            outcomes = await self._handle_batch_careful(tp, items, first_failure=None)
+            careful = await self._handle_batch_careful(tp, items[start:], first_failure=None)
+            for outcome, count in careful.items():
+                outcomes[outcome] = outcomes.get(outcome, 0) + count
         for outcome, count in outcomes.items():
             if count:
                 EVENTS_CONSUMED.labels(tp.topic, self.group_id, outcome).inc(count)
@@ -385,40 +392,46 @@ class ConsumerRunner:
             correlation_id=item.correlation_id,
         )
 
-    async def _handle_batch_fast(self, tp: TopicPartition, items: list[_Item]) -> dict[str, int]:
-        """Handle ``items`` in chunks of ``CHECKPOINT``, each inside a savepoint. A message that cannot be
-        decoded is dead-lettered in place (retrying cannot help). If a handler raises, only its chunk is
-        rolled back: the messages before the culprit are handled again, the culprit alone is retried and
-        dead-lettered (``_handle_one``), and the batch goes on. So a poison message neither blocks the
-        partition nor makes the healthy messages around it pay more than one chunk again."""
-        outcomes = {"handled": 0, "duplicate": 0, "dead_lettered": 0}
+    async def _handle_batch_fast(
+        self,
+        tp: TopicPartition,
+        items: list[_Item],
+        start: int,
+        failure: tuple[int, str] | None,
+        outcomes: dict[str, int],
+    ) -> tuple[int, tuple[int, str] | None]:
+        """Handle ``items[start:]`` in one transaction, in chunks of ``CHECKPOINT``, each inside a savepoint.
+        A message that cannot be decoded is dead-lettered in place (retrying cannot help). ``failure``
+        (index, error) marks a message whose handler failed in the previous transaction: it is retried alone
+        (``_handle_one``: attempts, then the dead-letter topic). If a handler raises here, its chunk is rolled
+        back, everything before the chunk is committed, and (chunk start, (index, error)) is returned for a
+        fresh transaction: a retry never runs in a session that saw the failure, and a poison message costs
+        its healthy neighbours at most one chunk handled again. Returns (next start, failure or None)."""
+        next_failure: tuple[int, str] | None = None
         async with self.db.transaction() as session:
-            seen = await self._seen(session, items)
+            seen = await self._seen(session, items[start:])
             inbox_rows: list[tuple[_Item, str]] = []
-            pos = 0
+            pos = start
             while pos < len(items):
-                chunk = items[pos : pos + CHECKPOINT]
-                try:
-                    rows = await self._fast_chunk(session, tp, chunk, seen, outcomes)
-                except _HandlerFailed as failed:
-                    # The chunk was rolled back. Its messages before the culprit succeeded: handle them again
-                    # (carefully if they now fail too), then the culprit on its own.
-                    prefix = chunk[: failed.index]
-                    try:
-                        rows = await self._fast_chunk(session, tp, prefix, seen, outcomes)
-                    except _HandlerFailed:
-                        rows = []
-                        for item in prefix:
-                            outcome = await self._careful_one(session, tp, item, seen, None)
-                            outcomes[outcome] = outcomes.get(outcome, 0) + 1
-                    culprit = chunk[failed.index]
+                if failure is not None and pos == failure[0]:
+                    culprit = items[pos]
                     outcome = await self._careful_one(
-                        session, tp, culprit, seen, (culprit.event_id, failed.error)
+                        session, tp, culprit, seen, (culprit.event_id, failure[1])
                     )
                     outcomes[outcome] = outcomes.get(outcome, 0) + 1
-                    chunk = chunk[: failed.index + 1]
+                    failure = None
+                    pos += 1
+                    continue
+                end = min(pos + CHECKPOINT, len(items))
+                if failure is not None and failure[0] > pos:
+                    end = min(end, failure[0])
+                try:
+                    rows = await self._fast_chunk(session, tp, items[pos:end], seen, outcomes)
+                except _HandlerFailed as failed:
+                    next_failure = (pos + failed.index, failed.error)
+                    break
                 inbox_rows.extend(rows)
-                pos += len(chunk)
+                pos = end
             if inbox_rows:
                 now = datetime.now(UTC)
                 await session.execute(
@@ -436,7 +449,7 @@ class ConsumerRunner:
                         for i, outcome in inbox_rows
                     ],
                 )
-        return outcomes
+        return pos, next_failure
 
     async def _fast_chunk(
         self,
