@@ -10,8 +10,9 @@ nothing.
 Failures:
 - a message that cannot be decoded is dead-lettered at once; one whose handler raises has its chunk rolled
   back, what came before the chunk is committed, and a fresh transaction handles the chunk's earlier messages
-  again and retries the culprit alone, ``handler_max_attempts`` times in all, then dead-letters it. Dead letters go to ``<topic>.dlq.<group>`` through the outbox (same transaction),
-  with the error in headers, and the partition moves on;
+  again and retries the culprit alone, ``handler_max_attempts`` times in all, then dead-letters it. Dead
+  letters go to ``<topic>.dlq.<group>`` through the outbox (same transaction), with the error in headers,
+  and the partition moves on;
 - infrastructure errors (database or network down) are not the message's fault: the whole batch is retried
   with backoff and no offset is committed until it succeeds.
 """
