@@ -5,7 +5,8 @@ handled in ONE database transaction: the handlers run (a batch handler once for 
 it takes), then one multi-row insert adds an inbox row (consumer group, event id) per message; the handlers
 write their effects and any outbox rows into the same session. If a handler raises or an inbox row conflicts,
 the batch is redone in chunks of ``CHECKPOINT`` messages, each in its own transaction: the fast path again
-for a chunk, one message at a time (each with its inbox row in a savepoint) for the chunk that fails.
+for a chunk, one message at a time (each attempt with its inbox row in a fresh transaction) for the chunk
+that fails.
 After the transaction commits, the offsets of every partition in the batch are committed (``offset + 1``),
 once per batch. A redelivered message finds its inbox row and is skipped, so replaying a topic from the
 beginning changes nothing.
@@ -90,9 +91,9 @@ class EventRouter:
 
     A batch handler (``on_batch``) receives every consecutive event it handles in a fetched batch at once
     (one handler may be registered for several types), so it can read and write in bulk (one query for all
-    the events instead of one per event). When a batch fails, the runner redoes it one event at a time
-    (savepoint each): the batch handler is then called with a single event, so a poison event is still
-    retried and dead-lettered on its own.
+    the events instead of one per event). When a batch fails, the runner redoes it in chunks, and the chunk
+    that fails one event at a time: the batch handler is then called with a single event, so a poison event
+    is still retried and dead-lettered on its own.
     """
 
     def __init__(self) -> None:
@@ -394,8 +395,8 @@ class ConsumerRunner:
         """Fast path first: the whole batch in one transaction, no savepoints, one inbox insert. If a
         handler raises or an inbox row conflicts, redo the batch in chunks of ``CHECKPOINT`` messages, each
         in its own transaction (committed in order; the inbox makes a chunk seen before a no-op): the fast
-        path again for a chunk, one message at a time (savepoint each) for the chunk whose handler fails,
-        so that only the culprit is retried and dead-lettered."""
+        path again for a chunk, one message at a time (a fresh transaction per attempt) for the chunk whose
+        handler fails, so that only the culprit is retried and dead-lettered."""
         try:
             outcomes = await self._handle_batch_fast(items)
         except (_NeedsCarefulPass, sa_exc.IntegrityError) as failed:
@@ -541,21 +542,14 @@ class ConsumerRunner:
     async def _handle_batch_careful(
         self, items: list[_Item], *, first_failure: tuple[str, str] | None
     ) -> dict[str, int]:
+        """One message at a time, in order, each attempt in a transaction of its own (``_handle_alone``)."""
         outcomes: dict[str, int] = {}
-        async with self.db.transaction() as session:
-            seen = await self._seen(session, items)
-            for item in items:
-                with self._log_context(item):
-                    if item.event_id in seen:
-                        outcome = "duplicate"
-                    else:
-                        seen.add(item.event_id)
-                        prior = first_failure if first_failure and first_failure[0] == item.event_id else None
-                        outcome = await self._handle_one(
-                            session, item, prior_error=prior[1] if prior else None
-                        )
-                    outcomes[outcome] = outcomes.get(outcome, 0) + 1
-                    log.debug("event_handled", outcome=outcome)
+        for item in items:
+            with self._log_context(item):
+                prior = first_failure[1] if first_failure and first_failure[0] == item.event_id else None
+                outcome = await self._handle_alone(item, prior_error=prior)
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+                log.debug("event_handled", outcome=outcome)
         return outcomes
 
     def _log_context(self, item: _Item) -> contextlib.AbstractContextManager[None]:
@@ -581,7 +575,10 @@ class ConsumerRunner:
             )
         )
 
-    async def _handle_one(self, session: AsyncSession, item: _Item, *, prior_error: str | None = None) -> str:
+    async def _handle_alone(self, item: _Item, *, prior_error: str | None = None) -> str:
+        """Handle one message with its inbox row; a failing handler is retried, each attempt in a fresh
+        transaction (so no state of a failed attempt, in the database or in the session, can leak into the
+        next), ``handler_max_attempts`` in all, then the message is dead-lettered."""
         error = item.error or prior_error
         # A failure in the fast pass was the first attempt.
         attempts = 1 if prior_error else 0
@@ -592,13 +589,15 @@ class ConsumerRunner:
             while attempts < self.settings.handler_max_attempts:
                 attempts += 1
                 try:
-                    async with session.begin_nested():
+                    async with self.db.transaction() as session:
+                        if await self._seen(session, [item]):
+                            return "duplicate"
                         await self._insert_inbox(session, item, "handled")
                         failpoints.raise_if_marked("consumer.handler_raises", item.record.value)
                         await handler(self._context(session, item), item.envelope)
                     return "handled"
                 except sa_exc.IntegrityError as exc:
-                    if await self._already_handled(session, item):
+                    if await self._already_handled(item):
                         return "duplicate"  # another consumer of the group committed it first
                     error = f"IntegrityError: {str(exc.orig)[:500]}"
                 except Exception as exc:
@@ -609,17 +608,21 @@ class ConsumerRunner:
                 log.warning("handler_failed", attempt=attempts, error_type=error.split(":", 1)[0])
                 if attempts < self.settings.handler_max_attempts:
                     await asyncio.sleep(self.settings.handler_retry_backoff_ms / 1000 * attempts)
-        self._dead_letter(session, item, error or "unknown error", attempts)
-        await self._insert_inbox(session, item, "dead_lettered")
+        async with self.db.transaction() as session:
+            if await self._seen(session, [item]):
+                return "duplicate"
+            self._dead_letter(session, item, error or "unknown error", attempts)
+            await self._insert_inbox(session, item, "dead_lettered")
         return "dead_lettered"
 
-    async def _already_handled(self, session: AsyncSession, item: _Item) -> bool:
+    async def _already_handled(self, item: _Item) -> bool:
         inbox = self.inbox_model
-        found = await session.scalar(
-            select(inbox.event_id).where(
-                inbox.consumer_group == self.group_id, inbox.event_id == item.event_id
+        async with self.db.transaction() as session:
+            found = await session.scalar(
+                select(inbox.event_id).where(
+                    inbox.consumer_group == self.group_id, inbox.event_id == item.event_id
+                )
             )
-        )
         return found is not None
 
     def _dead_letter(self, session: AsyncSession, item: _Item, error: str, attempts: int) -> None:
