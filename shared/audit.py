@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import JSON, BigInteger, Integer, String, Table, event, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,6 +46,8 @@ from shared.auth import Principal, Role, authenticated, require_roles
 from shared.db.base import UTCDateTime, utcnow
 from shared.deps import SessionDep
 from shared.errors import problem_responses
+from shared.http import MAX_PAGE_SIZE
+from shared.inputs import QueryAwareDatetime
 from shared.logging import current_correlation_id, get_logger
 
 log = get_logger(__name__)
@@ -60,7 +62,7 @@ MAX_CORRELATION_ID = 200
 MAX_DETAIL_STRING = 500
 MAX_DETAIL_ITEMS = 50
 MAX_DETAILS_BYTES = 4000
-MAX_PAGE = 500
+MAX_PAGE = MAX_PAGE_SIZE  # the platform's one page-size cap (shared.http)
 VERIFY_PAGE = 1000
 
 #: Keys that would carry raw personal information or free text about a member of the public.
@@ -562,7 +564,9 @@ def audit_router(trail: AuditTrail) -> APIRouter:
         object_type: Annotated[str | None, Query(max_length=MAX_OBJECT_TYPE, pattern=NO_NUL)] = None,
         object_id: Annotated[str | None, Query(max_length=MAX_OBJECT_ID, pattern=NO_NUL)] = None,
         actor: Annotated[str | None, Query(max_length=MAX_ACTOR, pattern=NO_NUL)] = None,
-        since: Annotated[AwareDatetime | None, Query(description="Entries at or after this time.")] = None,
+        since: Annotated[
+            QueryAwareDatetime | None, Query(description="Entries at or after this time.")
+        ] = None,
         before_seq: Annotated[int | None, Query(ge=1, le=2**62)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     ) -> AuditPage:

@@ -8,6 +8,7 @@ tests/security/test_fuzz.py sends exactly such data).
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Any
 
@@ -20,6 +21,15 @@ def _text_only(value: Any) -> Any:
     return value
 
 
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _iso_text_only(value: Any) -> Any:
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("must be an ISO 8601 date-time with an offset, not a number")
+    return value
+
+
 #: true or false, not "true", 1 or "yes".
 JsonBool = StrictBool
 #: An integer, not "1" nor 1.0.
@@ -28,5 +38,7 @@ JsonInt = StrictInt
 JsonFloat = Annotated[float, Field(strict=True)]
 #: An ISO 8601 date-time string with an offset, not a Unix timestamp.
 JsonAwareDatetime = Annotated[AwareDatetime, BeforeValidator(_text_only)]
+#: The same for a query parameter (always a string): "0.5" is not a Unix timestamp.
+QueryAwareDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_text_only)]
 #: An ISO 8601 date string (YYYY-MM-DD), not a number.
 JsonDate = Annotated[date, BeforeValidator(_text_only)]
