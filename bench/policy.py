@@ -194,7 +194,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--note",
-        default="The machine (2 cores) was shared with three other developers' work during the run.",
+        default="",
         help="a sentence about the conditions of the run",
     )
     args = parser.parse_args()
