@@ -70,6 +70,18 @@ def make_platform(
     )
 
 
+@contextlib.contextmanager
+def platform_on_cluster(var_dir: Path, cluster_url: str, schema_prefix: str) -> Iterator[Platform]:
+    """The four services as processes, each in its own schema of a private PostgreSQL cluster (F5, F7)."""
+    dbs = {name: DatabaseTarget(cluster_url, f"{schema_prefix}_{name}") for name in SERVICES}
+    p = make_platform(var_dir, dbs)
+    try:
+        p.start()
+        yield p
+    finally:
+        p.stop()
+
+
 @pytest.fixture
 def service_dbs(db_factory: Callable[[str], DatabaseTarget], var_dir: Path) -> dict[str, DatabaseTarget]:
     """PostgreSQL schemas with TEST_DATABASE_URL, else SQLite files beside the logs (kept on failure)."""

@@ -18,8 +18,7 @@ import httpx
 import pytest
 
 from shared.devrun import SERVICES, Platform
-from tests.conftest import DatabaseTarget
-from tests.faults.harness import OPS, PostStream, drain_and_check, make_platform, metric_total, scrape
+from tests.faults.harness import OPS, PostStream, drain_and_check, metric_total, platform_on_cluster, scrape
 from tests.faults.pgcluster import PrivateCluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.slow]
@@ -29,13 +28,8 @@ OUTAGE_S = 10.0
 
 @pytest.fixture
 def pg_platform(var_dir: Path, cluster: PrivateCluster) -> Iterator[Platform]:
-    dbs = {name: DatabaseTarget(cluster.url, f"f7_{name}") for name in SERVICES}
-    p = make_platform(var_dir, dbs)
-    try:
-        p.start()
+    with platform_on_cluster(var_dir, cluster.url, "f7") as p:
         yield p
-    finally:
-        p.stop()
 
 
 async def not_ready(client: httpx.AsyncClient, url: str) -> bool:

@@ -24,14 +24,13 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.devrun import SERVICES, Platform, ServiceProcess
-from tests.conftest import DatabaseTarget
+from shared.devrun import Platform, ServiceProcess
 from tests.faults.harness import (
     PostStream,
     drain_and_check,
     extra_process,
-    make_platform,
     metric_total,
+    platform_on_cluster,
     scrape,
 )
 from tests.faults.pgcluster import PrivateCluster
@@ -43,13 +42,8 @@ CYCLES = 3
 
 @pytest.fixture
 def platform(var_dir: Path, cluster: PrivateCluster) -> Iterator[Platform]:
-    dbs = {name: DatabaseTarget(cluster.url, f"f5_{name}") for name in SERVICES}
-    p = make_platform(var_dir, dbs)
-    try:
-        p.start()
+    with platform_on_cluster(var_dir, cluster.url, "f5") as p:
         yield p
-    finally:
-        p.stop()
 
 
 def count_log_events(path: Any, event: str) -> int:
