@@ -463,7 +463,8 @@ async def main_async(profile: Profile, var_dir: Path, options: Options) -> dict[
             spies = []
             sustained = 0
             if not options.only_w2:
-                for rate in profile.sustained_rates:
+                tried: list[tuple[int, bool]] = []
+                while (rate := next_sustained_rate(tried, profile.sustained_rates)) is not None:
                     r = await w2_open_loop(
                         platform,
                         watcher,
@@ -472,9 +473,12 @@ async def main_async(profile: Profile, var_dir: Path, options: Options) -> dict[
                         late_bound=profile.late_bound,
                     )
                     report.setdefault("sustained_runs", []).append(r)
-                    if r["lost"] or r["late"] or r["duplicates"] or r["http_errors"] or r["p99_ms"] > 1000:
-                        break
-                    sustained = rate
+                    held = not (
+                        r["lost"] or r["late"] or r["duplicates"] or r["http_errors"] or r["p99_ms"] > 1000
+                    )
+                    tried.append((rate, held))
+                    if held:
+                        sustained = rate
             report["sustained_rate"] = sustained
             await watcher.stop()
         finally:
@@ -483,6 +487,22 @@ async def main_async(profile: Profile, var_dir: Path, options: Options) -> dict[
             os.environ.pop("KAFKA_BOOTSTRAP_SERVERS", None)
             platform.stop()
     return report
+
+
+def next_sustained_rate(tried: list[tuple[int, bool]], rates: tuple[int, ...], floor: int = 25) -> int | None:
+    """The next rate of the search for the highest sustained rate, given the (rate, held) pairs tried so far:
+    up the profile's list while rates hold; if the very first rate fails, halve down to ``floor`` and stop at
+    the first rate that holds, so a slow machine reports what it does sustain instead of 0."""
+    if not tried:
+        return rates[0]
+    rate, held = tried[-1]
+    if held:
+        if rate < rates[0]:
+            return None
+        return next((r for r in rates if r > rate), None)
+    if any(ok for _, ok in tried):
+        return None
+    return rate // 2 if rate // 2 >= floor else None
 
 
 def _row(*cells: object) -> str:
@@ -633,7 +653,8 @@ def markdown(report: dict[str, Any]) -> str:
     if report.get("sustained_runs"):
         lines += [
             "",
-            "Search for the highest sustained rate (stops at the first late or lost post, or p99 > 1 s):",
+            "Search for the highest sustained rate (up until the first late or lost post, or p99 > 1 s;"
+            " halving down if the first rate fails):",
             "",
             *w2_rows(report, "sustained_runs"),
         ]
