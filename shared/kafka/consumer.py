@@ -3,11 +3,22 @@
 For each fetched batch, each topic's messages (all its fetched partitions, each partition's in order) are
 handled in ONE database transaction: the handlers run (a batch handler once for a run of consecutive events
 it takes), then one multi-row insert adds an inbox row (consumer group, event id) per message; the handlers
-write their effects and any outbox rows into the same session. If a handler raises or an inbox row conflicts,
-the batch is redone in chunks of ``CHECKPOINT`` messages, each in its own transaction: the fast path again
-for a chunk, one message at a time (each attempt with its inbox row in a fresh transaction) for the chunk
-that fails.
-After the transaction commits, the offsets of every partition in the batch are committed (``offset + 1``),
+write their effects and any outbox rows into the same session.
+
+Partial batch failure (like AWS Lambda's ``ReportBatchItemFailures``, keeping each key's order): a batch
+handler runs its per-item phase (parse, screen, decide) through ``each_item``, which catches an item's
+exception, reports the item failed and skips every later item of the same Kafka key (the post id); the
+handler writes the effects of the other items only. The runner commits those with their inbox rows, then
+handles the failed item and its key's skipped items in the careful pass, one at a time and in order: the
+failed item retried (``handler_max_attempts`` attempts in all, each in a fresh transaction, a short backoff
+between them) and then dead-lettered, the items after it next. So a poison message costs its batch nothing
+but its own retries, and a post's events are never applied out of order.
+
+Any other handler failure (an exception outside ``each_item``, such as the batch write itself, or a plain
+per-event handler raising) or an inbox row conflict rolls the whole transaction back, and the batch is redone
+in chunks of ``CHECKPOINT`` messages, each in its own transaction: the fast path again for a chunk, one
+message at a time (each attempt with its inbox row in a fresh transaction) for the chunk that fails.
+After all of it is committed, the offsets of every partition in the batch are committed (``offset + 1``),
 once per batch. A redelivered message finds its inbox row and is skipped, so replaying a topic from the
 beginning changes nothing.
 
@@ -18,8 +29,8 @@ Failures:
   headers, and the partition moves on;
 - the Kafka client itself failing (not a Kafka error: aiokafka met an AssertionError after rebalance churn in
   fault test F5) is logged, reported not ready, and a fresh client joins the group again;
-- infrastructure errors (database or network down) are not the message's fault: the whole batch is retried
-  with backoff and no offset is committed until it succeeds.
+- infrastructure errors (database or network down), anywhere, are not the message's fault: the whole batch
+  is retried with backoff (up to 10 s), nothing is dead-lettered and no offset is committed until it succeeds.
 """
 
 from __future__ import annotations
@@ -94,9 +105,11 @@ class EventRouter:
 
     A batch handler (``on_batch``) receives every consecutive event it handles in a fetched batch at once
     (one handler may be registered for several types), so it can read and write in bulk (one query for all
-    the events instead of one per event). When a batch fails, the runner redoes it in chunks, and the chunk
-    that fails one event at a time: the batch handler is then called with a single event, so a poison event
-    is still retried and dead-lettered on its own.
+    the events instead of one per event). It should run its per-item phase through ``each_item``, so that
+    a failing event is reported and retried on its own while the rest of the batch commits. When the batch
+    handler itself raises, the runner redoes the batch in chunks, and the chunk that fails one event at a
+    time: the batch handler is then called with a single event, so a poison event is still retried and
+    dead-lettered on its own.
     """
 
     def __init__(self) -> None:
