@@ -344,3 +344,27 @@ def test_each_item_outside_the_runner_lets_the_exception_propagate() -> None:
     assert each_item([(ctx, received("fine"))], lambda _c, e: e.data.post_id) == [(ctx, "fine")]
     with pytest.raises(ValueError, match="cannot handle"):
         each_item([(ctx, received("p", text="boom"))], service.decide)
+
+
+async def test_a_batch_handler_without_each_item_still_fails_whole_on_the_failpoint(
+    fx: Fixture, armed_failpoint: str
+) -> None:
+    written: list[str] = []
+
+    async def plain(batch: list[tuple[HandlerContext, Envelope[Any]]]) -> None:
+        for ctx, envelope in batch:
+            written.append(envelope.id)
+            ctx.session.add(Applied(event_id=envelope.id, post_id=envelope.data.post_id))
+
+    fx.runner.router = EventRouter()
+    fx.runner.router.add_batch(PostReceivedV1, plain)
+    good = [received(f"good-{i}") for i in range(10)]
+    marked = received("marked-post", text=f"{armed_failpoint}: this handler raises")
+    await fx.runner.handle_records(
+        records(*[(0, e) for e in good[:3]], (0, marked), *[(0, e) for e in good[3:]])
+    )
+
+    # The fail-point failed the handler's whole call: rolled back, redone in chunks, the culprit alone.
+    assert sorted(await fx.applied()) == sorted(e.id for e in good)
+    assert written.count(good[9].id) == 2  # not in the culprit's chunk: the failed pass, then its chunk
+    assert (await fx.dead_letters())[marked.id]["dlq_attempts"] == str(MAX_ATTEMPTS)
