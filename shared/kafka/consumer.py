@@ -572,7 +572,9 @@ class ConsumerRunner:
         their keys, are left out (no effect, no inbox row) and returned for the careful pass."""
         outcomes = {"handled": 0, "duplicate": 0, "dead_lettered": 0}
         report = _BatchReport()
-        position = {item.event_id: n for n, item in enumerate(items)}
+        position: dict[str, int] = {}  # event id -> its first position (a batch may hold a redelivery)
+        for n, item in enumerate(items):
+            position.setdefault(item.event_id, n)
         #: key -> position of its first failed item: the key's later items wait for the careful pass
         failed_at: dict[bytes | str, int] = {}
 
@@ -694,7 +696,9 @@ class ConsumerRunner:
                 )
             outcomes["handled"] = len(handled)
             outcomes["dead_lettered"] = len(dead)
-        deferred = [i for i in items if i.event_id in deferred_ids]
+        deferred = [
+            i for n, i in enumerate(items) if i.event_id in deferred_ids and position[i.event_id] == n
+        ]
         return _FastResult(outcomes, deferred, dict(report.failed))
 
     async def _handle_batch_careful(self, items: list[_Item], *, errors: dict[str, str]) -> dict[str, int]:

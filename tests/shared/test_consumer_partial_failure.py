@@ -368,3 +368,13 @@ async def test_a_batch_handler_without_each_item_still_fails_whole_on_the_failpo
     assert sorted(await fx.applied()) == sorted(e.id for e in good)
     assert written.count(good[9].id) == 2  # not in the culprit's chunk: the failed pass, then its chunk
     assert (await fx.dead_letters())[marked.id]["dlq_attempts"] == str(MAX_ATTEMPTS)
+
+
+async def test_a_redelivered_copy_in_the_same_batch_is_applied_once(fx: Fixture) -> None:
+    # The outbox relay may publish an event twice (a crash after the send): both copies in one fetch.
+    a1, a2, b1 = received("post-a", text="flaky"), received("post-a", text="two"), received("post-b")
+    await fx.runner.handle_records(records((0, a2), (0, a1), (0, a1), (1, b1), (0, a2)))
+
+    assert await fx.applied() == [a2.id, b1.id, a1.id]
+    assert [fx.service.calls[e.id] for e in (a1, a2, b1)] == [2, 1, 1]
+    assert await fx.dead_letters() == {}
