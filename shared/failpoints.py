@@ -1,9 +1,12 @@
 """Deterministic fault points for fault tests.
 
 ``SWITCHBOARD_FAILPOINTS=consumer.after_db_commit`` makes the process exit abruptly (as a SIGKILL would) the
-first time that point is reached. ``SWITCHBOARD_FAILPOINTS=consumer.handler_raises=MARK`` makes the consumer's
-handler call raise ``FailPointError`` for every message whose raw value contains ``MARK`` (a poison message
-whose handler keeps failing). Unset in production: each check is then one dict lookup.
+first time that point is reached. ``SWITCHBOARD_FAILPOINTS=consumer.handler_raises=MARK`` raises
+``FailPointError`` for every message whose raw value contains ``MARK`` (a poison message whose handler keeps
+failing): in a batch handler's per-item phase (``shared.kafka.consumer.each_item``, so the item is reported
+failed and the rest of its batch commits), else at the consumer's handler call (a per-event handler, the
+careful pass, or a batch handler that does not use ``each_item``). Unset in production: each check is then
+one dict lookup.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from shared.contracts import EVENT_TYPES
 from shared.contracts.envelope import Envelope
 from shared.contracts.topics import Topic
 from shared.kafka import EventRouter, HandlerContext
+from shared.kafka.consumer import each_item
 
 
 def build_router(settings: MetricsSettings) -> EventRouter:
@@ -26,10 +27,14 @@ def build_router(settings: MetricsSettings) -> EventRouter:
 
     async def on_post_events(batch: list[tuple[HandlerContext, Envelope[Any]]]) -> None:
         # A consumer batch at once: bulk reads and writes, each post's facts refolded once.
+        # An event whose per-item phase fails is left out (each_item): the runner retries it alone.
+        incoming = each_item(batch, lambda ctx, e: service.Incoming(e, ctx.topic, ctx.partition, ctx.offset))
+        if not incoming:
+            return
         first = batch[0][0]
         recorded = await service.record_events(
             session=first.session,
-            events=[service.Incoming(e, ctx.topic, ctx.partition, ctx.offset) for ctx, e in batch],
+            events=[i for _, i in incoming],
             now=first.now,
             spike_rule=rule,
             spike_emit_window=window,

@@ -3,11 +3,22 @@
 For each fetched batch, each topic's messages (all its fetched partitions, each partition's in order) are
 handled in ONE database transaction: the handlers run (a batch handler once for a run of consecutive events
 it takes), then one multi-row insert adds an inbox row (consumer group, event id) per message; the handlers
-write their effects and any outbox rows into the same session. If a handler raises or an inbox row conflicts,
-the batch is redone in chunks of ``CHECKPOINT`` messages, each in its own transaction: the fast path again
-for a chunk, one message at a time (each attempt with its inbox row in a fresh transaction) for the chunk
-that fails.
-After the transaction commits, the offsets of every partition in the batch are committed (``offset + 1``),
+write their effects and any outbox rows into the same session.
+
+Partial batch failure (like AWS Lambda's ``ReportBatchItemFailures``, keeping each key's order): a batch
+handler runs its per-item phase (parse, screen, decide) through ``each_item``, which catches an item's
+exception, reports the item failed and skips every later item of the same Kafka key (the post id); the
+handler writes the effects of the other items only. The runner commits those with their inbox rows, then
+handles the failed item and its key's skipped items in the careful pass, one at a time and in order: the
+failed item retried (``handler_max_attempts`` attempts in all, each in a fresh transaction, a short backoff
+between them) and then dead-lettered, the items after it next. So a poison message costs its batch nothing
+but its own retries, and a post's events are never applied out of order.
+
+Any other handler failure (an exception outside ``each_item``, such as the batch write itself, or a plain
+per-event handler raising) or an inbox row conflict rolls the whole transaction back, and the batch is redone
+in chunks of ``CHECKPOINT`` messages, each in its own transaction: the fast path again for a chunk, one
+message at a time (each attempt with its inbox row in a fresh transaction) for the chunk that fails.
+After all of it is committed, the offsets of every partition in the batch are committed (``offset + 1``),
 once per batch. A redelivered message finds its inbox row and is skipped, so replaying a topic from the
 beginning changes nothing.
 
@@ -18,8 +29,8 @@ Failures:
   headers, and the partition moves on;
 - the Kafka client itself failing (not a Kafka error: aiokafka met an AssertionError after rebalance churn in
   fault test F5) is logged, reported not ready, and a fresh client joins the group again;
-- infrastructure errors (database or network down) are not the message's fault: the whole batch is retried
-  with backoff and no offset is committed until it succeeds.
+- infrastructure errors (database or network down), anywhere, are not the message's fault: the whole batch
+  is retried with backoff (up to 10 s), nothing is dead-lettered and no offset is committed until it succeeds.
 """
 
 from __future__ import annotations
@@ -27,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -75,6 +86,9 @@ class HandlerContext:
     offset: int
     correlation_id: str | None
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: Set by the runner's fast pass: where ``each_item`` reports an item's failure. None elsewhere (the
+    #: careful pass, direct calls): ``each_item`` then lets the exception propagate.
+    _report: _BatchReport | None = field(default=None, repr=False, compare=False)
 
     def emit(self, envelope: Envelope[Any]) -> None:
         self.outbox.add(self.session, envelope, correlation_id=self.correlation_id)
@@ -91,9 +105,11 @@ class EventRouter:
 
     A batch handler (``on_batch``) receives every consecutive event it handles in a fetched batch at once
     (one handler may be registered for several types), so it can read and write in bulk (one query for all
-    the events instead of one per event). When a batch fails, the runner redoes it in chunks, and the chunk
-    that fails one event at a time: the batch handler is then called with a single event, so a poison event
-    is still retried and dead-lettered on its own.
+    the events instead of one per event). It should run its per-item phase through ``each_item``, so that
+    a failing event is reported and retried on its own while the rest of the batch commits. When the batch
+    handler itself raises, the runner redoes the batch in chunks, and the chunk that fails one event at a
+    time: the batch handler is then called with a single event, so a poison event is still retried and
+    dead-lettered on its own.
     """
 
     def __init__(self) -> None:
@@ -142,6 +158,70 @@ def is_infrastructure_error(exc: BaseException) -> bool:
     )
 
 
+R = TypeVar("R")
+
+
+@dataclass
+class _BatchReport:
+    """What ``each_item`` learnt in one fast-pass transaction (shared by every batch handler call in it)."""
+
+    #: event id -> item, for every event given to a batch handler in this transaction
+    items: dict[str, _Item] = field(default_factory=dict)
+    #: event id -> error of an item whose per-item phase raised
+    failed: dict[str, str] = field(default_factory=dict)
+    #: keys of the failed items: a later item of one of them is skipped (it is handled after the failed one)
+    failed_keys: set[bytes | str] = field(default_factory=set)
+    #: event ids whose per-item phase succeeded (the handler may have written their effects)
+    succeeded: set[str] = field(default_factory=set)
+    #: how many times ``each_item`` was called with this report
+    calls: int = 0
+
+
+def each_item(
+    batch: Sequence[tuple[HandlerContext, Envelope[Any]]],
+    step: Callable[[HandlerContext, Envelope[Any]], R],
+) -> list[tuple[HandlerContext, R]]:
+    """A batch handler's per-item phase, with partial batch failure (like AWS Lambda's
+    ``ReportBatchItemFailures``, but keeping each key's order).
+
+    ``step`` runs for each event of ``batch``, in order: the pure work of one item (parse, screen, decide),
+    NOT its writes. Returns ``(context, result)`` of the items that succeeded, in order; the handler then
+    writes (and emits) the effects of those items only. When ``step`` raises for an item, the item is reported
+    failed, and every LATER item of the same Kafka key (the post id) is skipped, so a post's events are never
+    applied out of order. The runner commits the successful items with their inbox rows, then retries the
+    failed item in a transaction of its own (``KAFKA_HANDLER_MAX_ATTEMPTS`` attempts, then the dead-letter
+    topic) and handles the skipped items after it, in order.
+
+    Rules: give ``batch`` in the order received, call ``each_item`` once per handler call, and do not write in
+    ``step``. Infrastructure and database errors are not an item's fault: they propagate and the whole batch
+    is rolled back (and retried or redone in chunks), as does any exception outside ``each_item``. Outside the
+    runner's fast pass (one event at a time in the careful pass, or a direct call) ``step``'s exception
+    propagates. The fail-point ``consumer.handler_raises`` fires here, as if ``step`` raised.
+    """
+    report = batch[0][0]._report if batch else None
+    if report is None:
+        return [(ctx, step(ctx, envelope)) for ctx, envelope in batch]
+    report.calls += 1
+    ok: list[tuple[HandlerContext, R]] = []
+    for ctx, envelope in batch:
+        item = report.items[envelope.id]
+        key = item.order_key
+        if key in report.failed_keys:
+            continue  # an earlier item of this key failed: this one is handled after it
+        try:
+            failpoints.raise_if_marked("consumer.handler_raises", item.record.value)
+            result = step(ctx, envelope)
+        except Exception as exc:
+            if is_infrastructure_error(exc) or isinstance(exc, sa_exc.SQLAlchemyError):
+                raise
+            report.failed[item.event_id] = f"{type(exc).__name__}: {str(exc)[:500]}"
+            report.failed_keys.add(key)
+            continue
+        report.succeeded.add(item.event_id)
+        ok.append((ctx, result))
+    return ok
+
+
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, group: str, consumer: AIOKafkaConsumer, *, replay: bool) -> None:
         self.group = group
@@ -187,6 +267,22 @@ class _Item:
     error: str | None
     event_id: str
     correlation_id: str | None
+
+    @property
+    def order_key(self) -> bytes | str:
+        """The Kafka key (the post id): items of one key are applied in order. Without a key, the event."""
+        return self.record.key if self.record.key is not None else self.event_id
+
+
+@dataclass
+class _FastResult:
+    """A committed fast pass: its outcome counts, and what the careful pass must still handle."""
+
+    outcomes: dict[str, int]
+    #: failed items and the later items of their keys, in batch order
+    deferred: list[_Item]
+    #: event id -> error of a failed first attempt
+    errors: dict[str, str]
 
 
 class ConsumerRunner:
@@ -324,15 +420,11 @@ class ConsumerRunner:
             self._set_fetch_wait(self.settings.fetch_max_wait_ms)
         empty_polls[0] = 0
         offsets: dict[TopicPartition, int] = {}
-        # One transaction per topic for all its partitions in this fetch (each partition's messages stay
-        # in order): at moderate rates a fetch brings a few messages per partition, and a transaction,
-        # an inbox lookup and a batch handler call per partition cost more than the messages themselves.
-        by_topic: dict[str, list[ConsumerRecord[bytes, bytes]]] = {}
+        fetched: list[ConsumerRecord[bytes, bytes]] = []
         for tp, records in batches.items():
-            by_topic.setdefault(tp.topic, []).extend(records)
+            fetched.extend(records)
             offsets[tp] = records[-1].offset + 1
-        for topic, records in by_topic.items():
-            await self._handle_with_retry(topic, records)
+        await self.handle_records(fetched)
         failpoints.hit("consumer.after_db_commit")
         try:
             await self.consumer.commit(offsets)
@@ -350,6 +442,18 @@ class ConsumerRunner:
             end = self.consumer.highwater(tp)
             if end is not None:
                 CONSUMER_LAG.labels(tp.topic, str(tp.partition), self.group_id).set(max(0, end - next_offset))
+
+    async def handle_records(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Handle fetched records (each partition's in order) and return once their effects and inbox rows
+        are committed to the database; committing the offsets is the caller's part."""
+        # One transaction per topic for all its partitions in this fetch (each partition's messages stay
+        # in order): at moderate rates a fetch brings a few messages per partition, and a transaction,
+        # an inbox lookup and a batch handler call per partition cost more than the messages themselves.
+        by_topic: dict[str, list[ConsumerRecord[bytes, bytes]]] = {}
+        for record in records:
+            by_topic.setdefault(record.topic, []).append(record)
+        for topic, topic_records in by_topic.items():
+            await self._handle_with_retry(topic, topic_records)
 
     async def _handle_with_retry(self, topic: str, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         items = [self._decode(r) for r in records]
@@ -392,18 +496,20 @@ class ConsumerRunner:
             return _Item(record, None, f"{type(exc).__name__}: {str(exc)[:500]}", fallback_id, cid)
 
     async def _handle_batch(self, topic: str, items: list[_Item]) -> None:
-        """Fast path first: the whole batch in one transaction, no savepoints, one inbox insert. If a
-        handler raises or an inbox row conflicts, redo the batch in chunks of ``CHECKPOINT`` messages, each
-        in its own transaction (committed in order; the inbox makes a chunk seen before a no-op): the fast
-        path again for a chunk, one message at a time (a fresh transaction per attempt) for the chunk whose
-        handler fails, so that only the culprit is retried and dead-lettered."""
+        """Fast path first: the whole batch in one transaction, no savepoints, one inbox insert; the items a
+        batch handler reported failed (``each_item``) and the later items of their keys are left out of it
+        and handled after its commit by the careful pass. If a handler raises or an inbox row conflicts,
+        redo the batch in chunks of ``CHECKPOINT`` messages, each in its own transaction (committed in order;
+        the inbox makes a chunk seen before a no-op): the fast path again for a chunk, one message at a time
+        (a fresh transaction per attempt) for the chunk whose handler fails, so that only the culprit is
+        retried and dead-lettered."""
+        outcomes: dict[str, int] = {}
         try:
-            outcomes = await self._handle_batch_fast(items)
+            first = await self._handle_batch_fast(items)
         except (_NeedsCarefulPass, sa_exc.IntegrityError) as failed:
             # A handler that failed on a known event has had its first attempt: its chunk goes straight to
             # the careful pass, which counts that attempt.
             known = failed.failure if isinstance(failed, _NeedsCarefulPass) else None
-            outcomes = {}
             for start in range(0, len(items), CHECKPOINT):
                 chunk = items[start : start + CHECKPOINT]
                 try:
@@ -411,11 +517,16 @@ class ConsumerRunner:
                         raise _NeedsCarefulPass(known)
                     done = await self._handle_batch_fast(chunk)
                 except _NeedsCarefulPass as careful:
-                    done = await self._handle_batch_careful(chunk, first_failure=careful.failure)
+                    errors = dict([careful.failure]) if careful.failure else {}
+                    _add(outcomes, await self._handle_batch_careful(chunk, errors=errors))
                 except sa_exc.IntegrityError:
-                    done = await self._handle_batch_careful(chunk, first_failure=None)
-                for outcome, count in done.items():
-                    outcomes[outcome] = outcomes.get(outcome, 0) + count
+                    _add(outcomes, await self._handle_batch_careful(chunk, errors={}))
+                else:
+                    _add(outcomes, done.outcomes)
+                    _add(outcomes, await self._handle_batch_careful(done.deferred, errors=done.errors))
+        else:
+            _add(outcomes, first.outcomes)
+            _add(outcomes, await self._handle_batch_careful(first.deferred, errors=first.errors))
         for outcome, count in outcomes.items():
             if count:
                 EVENTS_CONSUMED.labels(topic, self.group_id, outcome).inc(count)
@@ -443,7 +554,9 @@ class ConsumerRunner:
             )
         return set(outcomes) - set(retry)
 
-    def _context(self, session: AsyncSession, item: _Item) -> HandlerContext:
+    def _context(
+        self, session: AsyncSession, item: _Item, report: _BatchReport | None = None
+    ) -> HandlerContext:
         return HandlerContext(
             session=session,
             outbox=self.outbox,
@@ -451,33 +564,65 @@ class ConsumerRunner:
             partition=item.record.partition,
             offset=item.record.offset,
             correlation_id=item.correlation_id,
+            _report=report,
         )
 
-    async def _handle_batch_fast(self, items: list[_Item]) -> dict[str, int]:
+    async def _handle_batch_fast(self, items: list[_Item]) -> _FastResult:
+        """The batch in one transaction. Items a batch handler reported failed, and every later item of
+        their keys, are left out (no effect, no inbox row) and returned for the careful pass."""
         outcomes = {"handled": 0, "duplicate": 0, "dead_lettered": 0}
+        report = _BatchReport()
+        position: dict[str, int] = {}  # event id -> its first position (a batch may hold a redelivery)
+        for n, item in enumerate(items):
+            position.setdefault(item.event_id, n)
+        #: key -> position of its first failed item: the key's later items wait for the careful pass
+        failed_at: dict[bytes | str, int] = {}
+
+        def waits(item: _Item) -> bool:
+            first_failure = failed_at.get(item.order_key)
+            return first_failure is not None and position[item.event_id] > first_failure
+
         async with self.db.transaction() as session:
             seen = await self._seen(session, items)
             handled: list[_Item] = []
             dead: list[_Item] = []  # undecodable: retrying cannot help, dead-lettered in place
             run: list[_Item] = []  # consecutive events for one batch handler, not yet handled
+            later: set[str] = set()  # single-handler events not handled: their key failed before them
 
             async def flush_run() -> None:
                 if not run:
                     return
                 envelope = run[0].envelope
                 assert envelope is not None  # noqa: S101 - only decoded items join a run
+                for i in run:
+                    report.items[i.event_id] = i
+                calls = report.calls
                 try:
-                    for i in run:
-                        failpoints.raise_if_marked("consumer.handler_raises", i.record.value)
                     await self.router.batch_handlers[envelope.type](
-                        [(self._context(session, i), i.envelope) for i in run if i.envelope is not None]
+                        [
+                            (self._context(session, i, report), i.envelope)
+                            for i in run
+                            if i.envelope is not None
+                        ]
                     )
+                    if report.calls == calls:
+                        # A batch handler without ``each_item``: the fail-point fails its whole call.
+                        for i in run:
+                            failpoints.raise_if_marked("consumer.handler_raises", i.record.value)
                 except Exception as exc:
                     if is_infrastructure_error(exc):
                         raise
                     # Which event failed is unknown: the careful pass finds it, one event at a time.
                     raise _NeedsCarefulPass(None) from exc
-                handled.extend(run)
+                for i in run:
+                    error = report.failed.get(i.event_id)
+                    if error is None:
+                        handled.append(i)
+                        continue
+                    failed_at.setdefault(i.order_key, position[i.event_id])
+                    HANDLER_FAILURES.labels(i.record.topic, self.group_id).inc()
+                    with self._log_context(i):
+                        log.warning("handler_failed", attempt=1, error_type=error.split(":", 1)[0])
                 run.clear()
 
             for item in items:
@@ -486,8 +631,6 @@ class ConsumerRunner:
                     continue
                 seen.add(item.event_id)
                 if item.envelope is None:
-                    with self._log_context(item):
-                        self._dead_letter(session, item, item.error or "undecodable message", 0)
                     dead.append(item)
                     continue
                 batch_handler = self.router.batch_handlers.get(item.envelope.type)
@@ -502,6 +645,9 @@ class ConsumerRunner:
                     run.append(item)
                     continue
                 await flush_run()
+                if waits(item):
+                    later.add(item.event_id)
+                    continue
                 with self._log_context(item):
                     try:
                         failpoints.raise_if_marked("consumer.handler_raises", item.record.value)
@@ -517,6 +663,19 @@ class ConsumerRunner:
                     log.debug("event_handled", outcome="handled")
                 handled.append(item)
             await flush_run()
+
+            deferred_ids = set(report.failed) | later
+            deferred_ids.update(i.event_id for i in (*handled, *dead) if waits(i))
+            if deferred_ids & report.succeeded:
+                # The handler was given (or iterated) its events out of order, so it may have applied an
+                # event after its key's failed one: take the safe path (rollback, chunked redo).
+                log.error("batch_handler_out_of_order", group=self.group_id)
+                raise _NeedsCarefulPass(None)
+            handled = [i for i in handled if i.event_id not in deferred_ids]
+            dead = [i for i in dead if i.event_id not in deferred_ids]
+            for i in dead:
+                with self._log_context(i):
+                    self._dead_letter(session, i, i.error or "undecodable message", 0)
             if handled or dead:
                 now = datetime.now(UTC)
                 await session.execute(
@@ -537,17 +696,18 @@ class ConsumerRunner:
                 )
             outcomes["handled"] = len(handled)
             outcomes["dead_lettered"] = len(dead)
-        return outcomes
+        deferred = [
+            i for n, i in enumerate(items) if i.event_id in deferred_ids and position[i.event_id] == n
+        ]
+        return _FastResult(outcomes, deferred, dict(report.failed))
 
-    async def _handle_batch_careful(
-        self, items: list[_Item], *, first_failure: tuple[str, str] | None
-    ) -> dict[str, int]:
-        """One message at a time, in order, each attempt in a transaction of its own (``_handle_alone``)."""
+    async def _handle_batch_careful(self, items: list[_Item], *, errors: dict[str, str]) -> dict[str, int]:
+        """One message at a time, in order, each attempt in a transaction of its own (``_handle_alone``);
+        ``errors`` holds the first attempt's error of an event that already failed once."""
         outcomes: dict[str, int] = {}
         for item in items:
             with self._log_context(item):
-                prior = first_failure[1] if first_failure and first_failure[0] == item.event_id else None
-                outcome = await self._handle_alone(item, prior_error=prior)
+                outcome = await self._handle_alone(item, prior_error=errors.get(item.event_id))
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
                 log.debug("event_handled", outcome=outcome)
         return outcomes
@@ -649,3 +809,8 @@ class ConsumerRunner:
         )
         DEAD_LETTERS.labels(r.topic, self.group_id).inc()
         log.error("message_dead_lettered", attempts=attempts, error_type=error.split(":", 1)[0])
+
+
+def _add(total: dict[str, int], counts: dict[str, int]) -> None:
+    for outcome, count in counts.items():
+        total[outcome] = total.get(outcome, 0) + count
