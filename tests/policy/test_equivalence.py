@@ -1,0 +1,117 @@
+"""The fast engine gives exactly the findings of the engine before the speed work (``reference_engine``):
+every finding (rule, label, severity, action, span, message), the redacted text, risk, priority and the
+outbound decision, over the labelled corpus, the held-out sets, the benchmark's posts and generated texts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.policy import engine
+from services.policy.service import default_pack
+from tests.policy import reference_engine as reference
+
+NOW = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
+DATA = Path(__file__).parents[1] / "data" / "policy"
+# Letters of the lexicons, digits and separators of identifiers, look-alikes, and characters whose case
+# folds onto ASCII letters (Kelvin sign, long s) or that lowercase to two characters.
+ALPHABET = "abcdefhiklmnoprstuy0123456789 -/@.*$!|'\u2019\u00e9K\u212aS\u017f\u0130"
+
+
+@cache
+def packs() -> tuple[engine.CompiledPack, reference.CompiledPack]:
+    fast = default_pack()
+    return fast, reference.compile_pack(fast.pack)
+
+
+def _finding(f: engine.Finding | reference.Finding) -> tuple[object, ...]:
+    return (f.rule_id, f.label, f.severity, f.action, f.start, f.end, f.message, f.suggestion, f.source)
+
+
+def _contexts() -> Iterator[tuple[engine.Context, reference.Context]]:
+    media = (engine.MediaItem(type="image", alt_text="photo of my medicare card"),)
+    ref_media = (reference.MediaItem(type="image", alt_text="photo of my medicare card"),)
+    for direction in ("inbound", "outbound"):
+        for modes in (frozenset(), frozenset({"caretaker", "crisis"})):
+            yield (
+                engine.Context(direction=direction, now=NOW, platform="x", active_modes=modes),
+                reference.Context(direction=direction, now=NOW, platform="x", active_modes=modes),
+            )
+    yield (
+        engine.Context(direction="inbound", now=NOW, platform="x", media=media, visibility="private"),
+        reference.Context(direction="inbound", now=NOW, platform="x", media=ref_media, visibility="private"),
+    )
+
+
+def assert_same(text: str) -> None:
+    fast, ref = packs()
+    for ctx, ref_ctx in _contexts():
+        if ctx.direction == "inbound":
+            got, want = engine.screen(fast, text, ctx), reference.screen(ref, text, ref_ctx)
+            assert [_finding(f) for f in got.findings] == [_finding(f) for f in want.findings], text
+            assert (got.labels, got.risk, got.priority, got.redacted_text, got.crisis, got.failed_rules) == (
+                want.labels,
+                want.risk,
+                want.priority,
+                want.redacted_text,
+                want.crisis,
+                want.failed_rules,
+            ), text
+        else:
+            out, ref_out = engine.check(fast, text, ctx), reference.check(ref, text, ref_ctx)
+            assert [_finding(f) for f in out.findings] == [_finding(f) for f in ref_out.findings], text
+            assert (out.decision, out.failed_rules) == (ref_out.decision, ref_out.failed_rules), text
+
+
+def _texts(name: str) -> list[str]:
+    return [json.loads(line)["text"] for line in (DATA / name).read_text().splitlines()[1:]]
+
+
+class TestSameFindingsAsTheReferenceEngine:
+    @pytest.mark.parametrize("name", sorted(p.name for p in DATA.glob("*.jsonl")))
+    def test_the_corpus_and_every_held_out_set(self, name):
+        texts = _texts(name)
+        assert texts
+        for text in texts:
+            assert_same(text)
+            # Case and non-ASCII change which path a text takes: the same posts shouted and accented.
+            assert_same(text.upper())
+            assert_same(text.replace("e", "\u00e9", 2))
+
+    def test_the_benchmark_posts(self):
+        from bench.policy import tweets
+
+        for text in tweets(600) + tweets(600, ordinary=True):
+            assert_same(text)
+
+    def test_posts_joined_and_cut_where_words_and_numbers_meet(self):
+        texts = _texts("corpus.jsonl") + _texts("heldout.jsonl")
+        for a, b in zip(texts, texts[7:], strict=False):
+            assert_same(f"{a}{b}")
+            assert_same(f"{a[: len(a) // 2]}{b[len(b) // 3 :]}")
+
+    @settings(max_examples=400, deadline=None)
+    @given(
+        st.lists(
+            st.one_of(
+                st.sampled_from(_texts("corpus.jsonl") + _texts("heldout2.jsonl")),
+                st.text(alphabet=ALPHABET, max_size=40),
+                st.text(max_size=20),
+            ),
+            max_size=4,
+        )
+    )
+    def test_generated_texts(self, parts):
+        assert_same(" ".join(parts))
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(max_size=300))
+    def test_any_text(self, text):
+        assert_same(text)
