@@ -9,11 +9,12 @@ first). ``screen`` and ``check`` turn findings into the inbound screening and th
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from services.policy import checksums
 from services.policy.pack import (
@@ -133,6 +134,7 @@ class _Text:
         "disguise_chars",
         "has_at",
         "has_digit",
+        "lower",
         "many_digits",
         "maybe_link",
         "raw",
@@ -142,8 +144,12 @@ class _Text:
     def __init__(self, raw: str) -> None:
         self.raw = raw
         self._windows: list[tuple[int, int]] | None = None
+        lower = raw.lower()
+        # An ASCII text lowercased keeps every character's place, so case-insensitive patterns can run on it
+        # case-sensitively (see ``_Rx``); None for other text, whose lowercase may differ in length.
+        self.lower = lower if raw.isascii() else None
         # bytes.translate runs in C: non-ASCII becomes "?" and then, like all punctuation, a separator.
-        ascii_bytes = raw.lower().encode("ascii", "replace")
+        ascii_bytes = lower.encode("ascii", "replace")
         self.words = frozenset(ascii_bytes.translate(_SPLIT_BYTES).decode("ascii").split())
         digit_count = len(ascii_bytes.translate(None, _NOT_DIGIT_BYTES))
         self.has_digit = digit_count > 0
@@ -181,6 +187,95 @@ _SPLIT_BYTES = bytes(c if c < 128 and chr(c).isalnum() else 32 for c in range(25
 _NOT_DIGIT_BYTES = bytes(c for c in range(256) if not (48 <= c <= 57))
 _NOT_DISGUISE_BYTES = bytes(c for c in range(256) if chr(c) not in "*@$!|013457")
 _TOKEN = re.compile(r"[a-z0-9]+")
+
+
+# The parser of the standard library's ``re``: read a pattern's structure to prove its twin (``_Rx``) equal.
+_re_parser: Any = importlib.import_module("re._parser")
+# Non-ASCII characters that a case-insensitive pattern matches with an ASCII letter (dotted I, dotless i,
+# long s, Kelvin sign); tests check the list against every code point.
+FOLDS_TO_ASCII = frozenset({0x130, 0x131, 0x17F, 0x212A})
+_ATOMS_FREE_OF_CASE = frozenset({"AT", "ANY", "CATEGORY", "GROUPREF", "NEGATE", "FAILURE", "SUCCESS"})
+
+
+def _caseless(c: int) -> bool:
+    """Whether a pattern character means the same with and without IGNORECASE on lowercased ASCII text."""
+    return not (65 <= c <= 90) and c not in FOLDS_TO_ASCII
+
+
+def _twin_safe(items: Iterable[tuple[Any, Any]]) -> bool:
+    """Whether a parsed pattern uses only characters and constructs for which matching the ASCII text
+    case-insensitively equals matching its lowercase case-sensitively; anything unknown says no."""
+    for op, av in items:
+        name = str(op)
+        if name in _ATOMS_FREE_OF_CASE:
+            continue
+        if name in ("LITERAL", "NOT_LITERAL"):
+            if not _caseless(av):
+                return False
+        elif name == "RANGE":
+            lo, hi = av
+            if (lo <= 90 and hi >= 65) or any(lo <= c <= hi for c in FOLDS_TO_ASCII):
+                return False
+        elif name == "IN":
+            if not _twin_safe(av):
+                return False
+        elif name == "BRANCH":
+            if not all(_twin_safe(branch.data) for branch in av[1]):
+                return False
+        elif name == "SUBPATTERN":
+            _group, add_flags, del_flags, sub = av
+            if add_flags or del_flags or not _twin_safe(sub.data):
+                return False
+        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            if not _twin_safe(av[2].data):
+                return False
+        elif name in ("ASSERT", "ASSERT_NOT"):
+            if not _twin_safe(av[1].data):
+                return False
+        elif name == "ATOMIC_GROUP":
+            if not _twin_safe(av.data):
+                return False
+        elif name == "GROUPREF_EXISTS":
+            _group, yes, no = av
+            if not _twin_safe(yes.data) or (no is not None and not _twin_safe(no.data)):
+                return False
+        else:
+            return False
+    return True
+
+
+def _lowercase_twin(pattern: re.Pattern[str]) -> re.Pattern[str] | None:
+    """``pattern`` without IGNORECASE, for the lowercase of ASCII texts, when that is provably the same:
+    every letter in it is lowercase ASCII and nothing in it switches flags. CPython matches case-sensitive
+    patterns about twice as fast (and an ASCII lowercase has the raw text's length, so spans agree)."""
+    if not pattern.flags & re.IGNORECASE:
+        return None
+    try:
+        parsed = _re_parser.parse(pattern.pattern, pattern.flags)
+        if not _twin_safe(parsed.data):
+            return None
+        twin = re.compile(pattern.pattern, pattern.flags & ~re.IGNORECASE)
+    except Exception:  # an unknown parser shape: keep the case-insensitive pattern
+        return None
+    # An inline (?i) would survive the flag change; such a pattern keeps running as it is.
+    return twin if not twin.flags & re.IGNORECASE else None
+
+
+class _Rx:
+    """A compiled pattern and, when there is one, its case-sensitive twin for lowercased ASCII text: ``on``
+    picks the pattern and the string to run it on. Match positions are the same either way; a match's
+    text is the lowercase one for the twin, so only callers that lowercase it anyway read it."""
+
+    __slots__ = ("fast", "slow")
+
+    def __init__(self, slow: re.Pattern[str]) -> None:
+        self.slow = slow
+        self.fast = _lowercase_twin(slow)
+
+    def on(self, text: _Text) -> tuple[re.Pattern[str], str]:
+        if self.fast is not None and text.lower is not None:
+            return self.fast, text.lower
+        return self.slow, text.raw
 
 
 def gate_tokens(phrase: str) -> str | None:
@@ -273,25 +368,32 @@ def _keyword_regex(keywords: Sequence[str]) -> re.Pattern[str]:
     return re.compile(rf"(?<![a-z0-9])(?:{alternation})(?![a-z0-9])", re.IGNORECASE)
 
 
-def _near(keywords: re.Pattern[str], text: _Text, start: int, end: int, window: int) -> bool:
-    return keywords.search(text.raw, max(0, start - window), min(len(text.raw), end + window)) is not None
+def _near(keywords: _Rx, text: _Text, start: int, end: int, window: int) -> bool:
+    rx, s = keywords.on(text)
+    return rx.search(s, max(0, start - window), min(len(s), end + window)) is not None
 
 
 def _regex(d: RegexDetector) -> Find:
     flags = re.IGNORECASE if d.ignore_case else 0
     plain = [p for p in d.patterns if isinstance(p, str)]
-    pattern = re.compile("|".join(f"(?:{p})" for p in plain), flags) if plain else None
+    pattern = _Rx(re.compile("|".join(f"(?:{p})" for p in plain), flags)) if plain else None
     gated = [
-        (re.compile(p.pattern, flags), frozenset(p.gate)) for p in d.patterns if isinstance(p, GatedPattern)
+        (_Rx(re.compile(p.pattern, flags)), frozenset(p.gate))
+        for p in d.patterns
+        if isinstance(p, GatedPattern)
     ]
-    keywords = _keyword_regex(d.keywords) if d.keywords else None
-    exclude = re.compile("|".join(f"(?:{p})" for p in d.exclude), re.IGNORECASE) if d.exclude else None
+    keywords = _Rx(_keyword_regex(d.keywords)) if d.keywords else None
+    exclude = _exclusions(d.exclude)
 
     def find(text: _Text, _ctx: Context) -> list[Hit]:
-        matches = list(pattern.finditer(text.raw)) if pattern is not None else []
-        for rx, gate in gated:
+        matches: list[re.Match[str]] = []
+        if pattern is not None:
+            rx, s = pattern.on(text)
+            matches.extend(rx.finditer(s))
+        for gated_rx, gate in gated:
             if not gate.isdisjoint(text.words):
-                matches.extend(rx.finditer(text.raw))
+                rx, s = gated_rx.on(text)
+                matches.extend(rx.finditer(s))
         if len(matches) > 1:
             matches = sorted({(m.start(), m.end()): m for m in matches}.values(), key=lambda m: m.start())
         hits = []
@@ -300,7 +402,7 @@ def _regex(d: RegexDetector) -> Find:
                 continue
             if keywords is not None and not _near(keywords, text, m.start(), m.end(), d.window):
                 continue
-            if exclude is not None and _excluded(exclude, text.raw, m.start(), m.end()):
+            if exclude is not None and _excluded(exclude, text, m.start(), m.end()):
                 continue
             # A named group "span" marks the part to report and redact (a name, not its "case officer").
             if "span" in m.re.groupindex and m.start("span") >= 0:
@@ -312,9 +414,14 @@ def _regex(d: RegexDetector) -> Find:
     return find
 
 
-def _excluded(exclude: re.Pattern[str], raw: str, start: int, end: int) -> bool:
+def _exclusions(patterns: Sequence[str]) -> _Rx | None:
+    return _Rx(re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)) if patterns else None
+
+
+def _excluded(exclude: _Rx, text: _Text, start: int, end: int) -> bool:
     # A figure of speech excludes a match when the two overlap; look a sentence's width either side.
-    for m in exclude.finditer(raw, max(0, start - 80), min(len(raw), end + 80)):
+    rx, s = exclude.on(text)
+    for m in rx.finditer(s, max(0, start - 80), min(len(s), end + 80)):
         if m.start() < end and start < m.end():
             return True
     return False
@@ -365,7 +472,7 @@ def _in_windows(pattern: re.Pattern[str], text: _Text) -> list[re.Match[str]]:
 def _identifier(d: IdentifierDetector) -> Find:
     candidates = _IDENTIFIER_CANDIDATES[d.kind]
     valid = _VALIDATORS[d.kind]
-    keywords = _keyword_regex(d.keywords) if d.keywords else None
+    keywords = _Rx(_keyword_regex(d.keywords)) if d.keywords else None
 
     def find(text: _Text, _ctx: Context) -> list[Hit]:
         hits = []
@@ -474,23 +581,26 @@ def _street_address(d: StreetAddressDetector) -> Find:
     return find
 
 
-_DATE = re.compile(
-    r"(?<![\d/.-])(?:0?[1-9]|[12]\d|3[01])([/.-])(?:0?[1-9]|1[0-2])\1(?:19|20)\d{2}(?![\d/-])(?!\.\d)"
-    r"|\b(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\s+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)"
-    r"[a-z]*,?\s+(?:19|20)\d{2}\b",
-    re.IGNORECASE,
+_DATE = _Rx(
+    re.compile(
+        r"(?<![\d/.-])(?:0?[1-9]|[12]\d|3[01])([/.-])(?:0?[1-9]|1[0-2])\1(?:19|20)\d{2}(?![\d/-])(?!\.\d)"
+        r"|\b(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\s+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)"
+        r"[a-z]*,?\s+(?:19|20)\d{2}\b",
+        re.IGNORECASE,
+    )
 )
 
 
 def _date_of_birth(d: DateOfBirthDetector) -> Find:
-    keywords = _keyword_regex(d.keywords)
+    keywords = _Rx(_keyword_regex(d.keywords))
 
     def find(text: _Text, _ctx: Context) -> list[Hit]:
         if not text.has_digit:
             return []
+        date, s = _DATE.on(text)
         return [
             Hit(m.start(), m.end())
-            for m in _DATE.finditer(text.raw)
+            for m in date.finditer(s)
             if _near(keywords, text, m.start(), m.end(), d.window)
         ]
 
@@ -564,8 +674,8 @@ def lexicon_terms(d: LexiconDetector) -> list[str]:
 def _lexicon(d: LexiconDetector) -> Find:
     terms = lexicon_terms(d)
     body = "|".join(_term_regex(t, inflect=d.inflections, obfuscate=d.obfuscation) for t in terms)
-    pattern = re.compile(rf"(?<![\w@#*$]){'(?:' + body + ')'}(?![\w*])", re.IGNORECASE)
-    exclude = re.compile("|".join(f"(?:{p})" for p in d.exclude), re.IGNORECASE) if d.exclude else None
+    pattern = _Rx(re.compile(rf"(?<![\w@#*$]){'(?:' + body + ')'}(?![\w*])", re.IGNORECASE))
+    exclude = _exclusions(d.exclude)
     plain = frozenset(
         f for t in terms for f in (inflections(t.lower()) if d.inflections else [t.lower()]) if f.isalnum()
     )
@@ -580,9 +690,11 @@ def _lexicon(d: LexiconDetector) -> Find:
     first_letters = "".join(sorted({re.escape(h[0]) for h in heads}))
     shortest = min(len(h) for h in heads)
     # Zero-width, so finditer yields every such start, overlapping ones too.
-    disguised = re.compile(
-        rf"(?<![\w@#*$])(?=[{first_letters}](?=[a-z*@$!|013457]{{{shortest - 1}}})[a-z]*[*@$!|013457])",
-        re.IGNORECASE,
+    disguised = _Rx(
+        re.compile(
+            rf"(?<![\w@#*$])(?=[{first_letters}](?=[a-z*@$!|013457]{{{shortest - 1}}})[a-z]*[*@$!|013457])",
+            re.IGNORECASE,
+        )
     )
     # For each term, the words it needs (each as the set of its forms): a term is possible only when every
     # one of its words is in the text, which rules out "can't go on" for a post that merely says "can".
@@ -618,15 +730,18 @@ def _lexicon(d: LexiconDetector) -> Find:
             # tried only there (the leftmost non-overlapping matches, as finditer would find them).
             matches = []
             end = 0
-            for start in disguised.finditer(text.raw):
-                if start.start() >= end and (m := pattern.match(text.raw, start.start())) is not None:
+            starts, s_starts = disguised.on(text)
+            rx, s = pattern.on(text)
+            for start in starts.finditer(s_starts):
+                if start.start() >= end and (m := rx.match(s, start.start())) is not None:
                     matches.append(m)
                     end = m.end()
         else:
-            matches = pattern.finditer(text.raw)
+            rx, s = pattern.on(text)
+            matches = rx.finditer(s)
         hits = []
         for m in matches:
-            if exclude is not None and _excluded(exclude, text.raw, m.start(), m.end()):
+            if exclude is not None and _excluded(exclude, text, m.start(), m.end()):
                 continue
             hits.append(Hit(m.start(), m.end()))
         return hits
@@ -648,10 +763,14 @@ def _length(d: LengthDetector) -> Find:
     return find
 
 
-_URL = re.compile(
-    r"(?i)\b(?:(https?)://|www\.)([a-z0-9](?:[a-z0-9-]{0,62}\.)*[a-z0-9-]{1,63}\.[a-z]{2,24})(?:[/?#][^\s<>\"']*)?"
-    r"|\b((?:[a-z0-9](?:[a-z0-9-]{0,62})\.)+(?:com|net|org|info|io|ly|co|xyz|au|gl|gd|click|top)"
-    r"(?:\.[a-z]{2})?)/[^\s<>\"']*"
+# The host and scheme are lowercased before use, so the case-sensitive twin's lowercase groups are the same.
+_URL = _Rx(
+    re.compile(
+        r"\b(?:(https?)://|www\.)([a-z0-9](?:[a-z0-9-]{0,62}\.)*[a-z0-9-]{1,63}\.[a-z]{2,24})(?:[/?#][^\s<>\"']*)?"
+        r"|\b((?:[a-z0-9](?:[a-z0-9-]{0,62})\.)+(?:com|net|org|info|io|ly|co|xyz|au|gl|gd|click|top)"
+        r"(?:\.[a-z]{2})?)/[^\s<>\"']*",
+        re.IGNORECASE,
+    )
 )
 
 
@@ -663,7 +782,8 @@ def _link_domains(d: LinkDomainsDetector) -> Find:
         if not text.maybe_link:
             return []
         hits = []
-        for m in _URL.finditer(text.raw):
+        url, s = _URL.on(text)
+        for m in url.finditer(s):
             scheme, host = m.group(1), (m.group(2) or m.group(3) or "").lower()
             if host in shorteners or host.removeprefix("www.") in shorteners:
                 hits.append(Hit(m.start(), m.end(), detail=f"{host} is a link shortener"))
@@ -689,12 +809,12 @@ def _schedule_window(d: ScheduleWindowDetector) -> Find:
 
 def _required_element(d: RequiredElementDetector) -> Find:
     when = frozenset(d.when_reply_to_labels)
-    elements = [re.compile(p, re.IGNORECASE) for p in d.elements]
+    elements = [_Rx(re.compile(p, re.IGNORECASE)) for p in d.elements]
 
     def find(text: _Text, ctx: Context) -> list[Hit]:
         if not when & ctx.reply_to_labels:
             return []
-        found = sum(1 for e in elements if e.search(text.raw))
+        found = sum(1 for e in elements if (on := e.on(text))[0].search(on[1]))
         if found >= d.min_count:
             return []
         return [Hit(detail=f"it has {found} of the {d.min_count} required")]
@@ -731,15 +851,16 @@ def _media_alt_text(d: MediaAltTextDetector) -> Find:
 
 
 def _media_document(d: MediaDocumentDetector) -> Find:
-    terms = _keyword_regex(d.terms)
+    terms = _Rx(_keyword_regex(d.terms))
 
     def find(text: _Text, ctx: Context) -> list[Hit]:
         images = [(i, m) for i, m in enumerate(ctx.media) if m.type in ("image", "gif")]
         if not images:
             return []
-        hits = [Hit(m.start(), m.end(), detail="an image is attached") for m in terms.finditer(text.raw)]
+        rx, s = terms.on(text)
+        hits = [Hit(m.start(), m.end(), detail="an image is attached") for m in rx.finditer(s)]
         for i, item in images:
-            if item.alt_text and terms.search(item.alt_text):
+            if item.alt_text and terms.slow.search(item.alt_text):
                 hits.append(Hit(detail=f"media[{i}] alt text describes a document or card"))
         return hits
 
@@ -764,14 +885,15 @@ def _authorisation(_d: AuthorisationDetector) -> Find:
 
 
 def _embargo(d: EmbargoDetector) -> Find:
-    items = [(_keyword_regex(item.terms), item.until) for item in d.items]
+    items = [(_Rx(_keyword_regex(item.terms)), item.until) for item in d.items]
 
     def find(text: _Text, ctx: Context) -> list[Hit]:
         hits: list[Hit] = []
         for terms, until in items:
             if ctx.now < until:
                 detail = f"embargoed until {until.isoformat()}"
-                hits.extend(Hit(m.start(), m.end(), detail=detail) for m in terms.finditer(text.raw))
+                rx, s = terms.on(text)
+                hits.extend(Hit(m.start(), m.end(), detail=detail) for m in rx.finditer(s))
         return hits
 
     return find

@@ -5,6 +5,7 @@ outbound decision, over the labelled corpus, the held-out sets, the benchmark's 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cache
@@ -115,3 +116,45 @@ class TestSameFindingsAsTheReferenceEngine:
     @given(st.text(max_size=300))
     def test_any_text(self, text):
         assert_same(text)
+
+
+class TestLowercaseTwins:
+    def test_the_non_ascii_characters_that_fold_onto_ascii_are_all_known(self):
+        every = "".join(chr(c) for c in range(128, 0x110000) if not 0xD800 <= c < 0xE000)
+        folding = {ord(m.group()) for m in re.finditer("[\x00-\x7f]", every, re.IGNORECASE)}
+        assert folding == engine.FOLDS_TO_ASCII
+
+    @pytest.mark.parametrize(
+        "pattern",
+        [
+            r"\bminister for [A-Z][a-z]+",
+            r"\bK\b",
+            r"caf\u00e9|\u212a",
+            r"[\u0100-\u0200]x",
+            r"(?i:ab)c",
+            r"(?-i:ab)c",
+            r"[!-~]",
+            r"ab\x41",
+        ],
+    )
+    def test_a_pattern_with_case_in_it_keeps_running_case_insensitively(self, pattern):
+        assert engine._lowercase_twin(re.compile(pattern, re.IGNORECASE)) is None
+
+    def test_a_case_sensitive_pattern_has_no_twin(self):
+        assert engine._lowercase_twin(re.compile(r"abc")) is None
+
+    @pytest.mark.parametrize(
+        "pattern",
+        [
+            r"\b(?:he|she)(?:['\u2019]?ll)? (?:hit|hurt)s? (?:me|us)\b",
+            r"(?<![\w@#*$])(?=[fs](?=[a-z*@$!|013457]{3})[a-z]*[*@$!|013457])",
+            r"(?P<w>[a-z]+) (?P=w)",
+            r"[^.!?]{0,40}\bme\b",
+        ],
+    )
+    def test_a_twin_finds_the_same_spans_in_any_case(self, pattern):
+        slow = re.compile(pattern, re.IGNORECASE)
+        twin = engine._lowercase_twin(slow)
+        assert twin is not None
+        for text in ["He'll HIT me", "so the the cat", "F*ck sh!t", "Family violence: help ME", "x y"]:
+            assert [m.span() for m in twin.finditer(text.lower())] == [m.span() for m in slow.finditer(text)]
