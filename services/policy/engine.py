@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import string
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
@@ -135,6 +136,7 @@ class _Text:
 
     __slots__ = (
         "_windows",
+        "ascii_bytes",
         "disguise_chars",
         "has_at",
         "has_digit",
@@ -153,7 +155,7 @@ class _Text:
         # case-sensitively (see ``_Rx``); None for other text, whose lowercase may differ in length.
         self.lower = lower if raw.isascii() else None
         # bytes.translate runs in C: non-ASCII becomes "?" and then, like all punctuation, a separator.
-        ascii_bytes = lower.encode("ascii", "replace")
+        self.ascii_bytes = ascii_bytes = lower.encode("ascii", "replace")
         self.words = frozenset(ascii_bytes.translate(_SPLIT_BYTES).decode("ascii").split())
         digit_count = len(ascii_bytes.translate(None, _NOT_DIGIT_BYTES))
         self.has_digit = digit_count > 0
@@ -937,6 +939,29 @@ _LEET: dict[str, str] = {
 }
 
 
+_DISGUISED_SHAPE = re.compile(rb"[ e]f[af]*[de]")
+
+
+def _disguise_shapes(first_letters: AbstractSet[str]) -> bytes:
+    """A bytes.translate table for lowercase ASCII text: a first letter of a term -> f, another letter -> a,
+    a look-alike that may precede a word ("!", "|") -> e, the other look-alikes -> d, the other characters
+    a disguised word cannot follow (\\w, "#") -> w, everything else -> space."""
+    table = bytearray(b" " * 256)
+    for c in range(256):
+        ch = chr(c)
+        if ch in first_letters:
+            table[c] = ord("f")
+        elif "a" <= ch <= "z":
+            table[c] = ord("a")
+        elif ch in "!|":
+            table[c] = ord("e")
+        elif ch in "*@$013457":
+            table[c] = ord("d")
+        elif (ch.isascii() and ch.isalnum()) or ch in "_#":
+            table[c] = ord("w")
+    return bytes(table)
+
+
 def _term_words(term: str, *, inflect: bool) -> list[frozenset[str]]:
     """The gate words of each word of ``term`` (all its forms where it is inflected), split as the text is."""
     words = term.lower().split()
@@ -1007,6 +1032,11 @@ def _lexicon(d: LexiconDetector) -> Find:
     ]
     first_letters = "".join(sorted({re.escape(h[0]) for h in heads}))
     shortest = min(len(h) for h in heads)
+    # The shape of a disguised start in the ASCII text mapped by ``shapes``: a separator (or "!", "|"), a
+    # first letter, letters, then a look-alike. Without it ``disguised`` finds no start; a C translate and
+    # one search with a literal-set prefix tell, instead of the look-around at every character.
+    firsts_of_heads = {h[0] for h in heads}
+    shapes = _disguise_shapes(firsts_of_heads) if firsts_of_heads <= set(string.ascii_lowercase) else None
     # Zero-width, so finditer yields every such start, overlapping ones too.
     disguised = _Rx(
         re.compile(
@@ -1043,6 +1073,12 @@ def _lexicon(d: LexiconDetector) -> Find:
         matches: Iterable[re.Match[str]]
         if d.obfuscation and all_plain and plain.isdisjoint(text.words):
             if not text.disguise_chars:
+                return []
+            if (
+                shapes is not None
+                and text.lower is not None
+                and _DISGUISED_SHAPE.search(b" " + text.ascii_bytes.translate(shapes)) is None
+            ):
                 return []
             # No plain form: every match is disguised and starts where ``disguised`` does, so the pattern is
             # tried only there (the leftmost non-overlapping matches, as finditer would find them).
