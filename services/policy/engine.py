@@ -135,6 +135,7 @@ class _Text:
     rules' speed gates) and whether it has a digit, an @ or a dot at all."""
 
     __slots__ = (
+        "_disguised",
         "_windows",
         "ascii_bytes",
         "disguise_chars",
@@ -150,6 +151,7 @@ class _Text:
     def __init__(self, raw: str) -> None:
         self.raw = raw
         self._windows: list[tuple[int, int]] | None = None
+        self._disguised: bool | None = None
         lower = raw.lower()
         # An ASCII text lowercased keeps every character's place, so case-insensitive patterns can run on it
         # case-sensitively (see ``_Rx``); None for other text, whose lowercase may differ in length.
@@ -165,6 +167,17 @@ class _Text:
         self.has_at = "@" in raw
         # Every link the URL pattern finds has "/" (scheme or path) or starts with www.
         self.maybe_link = "/" in raw or "www" in self.words
+
+    @property
+    def disguised(self) -> bool:
+        """Whether a letter is followed by a look-alike ("sh!t", "b1tch"), as a disguised word must be. For
+        text that is not ASCII, whether it has a look-alike at all (letters there are more than a-z)."""
+        if self._disguised is None:
+            if self.lower is None:
+                self._disguised = self.disguise_chars
+            else:
+                self._disguised = b"ad" in self.ascii_bytes.translate(_LETTER_THEN_LOOKALIKE)
+        return self._disguised
 
     @property
     def number_windows(self) -> list[tuple[int, int]]:
@@ -192,6 +205,10 @@ _RUN = re.compile(r"\d(?:[ \-/()]{0,2}\d)*")
 _SPLIT_BYTES = bytes(c if c < 128 and chr(c).isalnum() else 32 for c in range(256))
 _NOT_DIGIT_BYTES = bytes(c for c in range(256) if not (48 <= c <= 57))
 _NOT_DISGUISE_BYTES = bytes(c for c in range(256) if chr(c) not in "*@$!|013457")
+# Letters -> a, look-alikes -> d: a disguised word has "ad" (a letter, then a look-alike) somewhere.
+_LETTER_THEN_LOOKALIKE = bytes(
+    ord("a") if 97 <= c <= 122 else ord("d") if chr(c) in "*@$!|013457" else 32 for c in range(256)
+)
 _TOKEN = re.compile(r"[a-z0-9]+")
 
 
@@ -626,9 +643,14 @@ class CompiledRule:
     switched: bool = False  # the rule depends on caretaker or crisis mode
 
 
-# The pseudo-word of the identifier and phone rules' gate: the text has at least 6 digits (never a real word,
-# since words are letters and digits only).
+# Pseudo-words of gates for what a rule needs besides words (never a real word: words are letters and digits
+# only). DIGITS: a number window (a run of at least 6 digits), which the identifier and phone rules look in.
 DIGITS = "#digits"
+AT = "#at"  # an "@": every e-mail address has one
+LINK = "#link"  # a "/" or the word www: every link the URL pattern finds has one
+DISGUISE = "#disguise"  # a letter followed by a look-alike ("sh!t"): every disguised lexicon word has one
+DUPLICATE = "#duplicate"  # ingest flagged the post as a near-duplicate
+IMAGE = "#image"  # an image or GIF is attached
 
 
 @dataclass(frozen=True)
@@ -651,17 +673,30 @@ class _Plan:
         always = tuple(i for i, cr in enumerate(rules) if cr.gate is None)
         return cls(rules, always, {w: tuple(v) for w, v in by_word.items()}, frozenset(by_word))
 
-    def candidates(self, text: _Text) -> Sequence[int]:
+    def candidates(self, text: _Text, ctx: Context) -> Sequence[int]:
+        by_word = self.by_word
         opened = self.words.intersection(text.words)
+        features = []
         # The number rules look only inside number windows: without one they cannot match.
-        digits = text.many_digits and DIGITS in self.by_word and bool(text.number_windows)
-        if not opened and not digits:
+        if text.many_digits and DIGITS in by_word and text.number_windows:
+            features.append(DIGITS)
+        if text.has_at and AT in by_word:
+            features.append(AT)
+        if text.maybe_link and LINK in by_word:
+            features.append(LINK)
+        if DISGUISE in by_word and text.disguised:
+            features.append(DISGUISE)
+        if ctx.duplicate and DUPLICATE in by_word:
+            features.append(DUPLICATE)
+        if ctx.media and IMAGE in by_word and any(m.type in ("image", "gif") for m in ctx.media):
+            features.append(IMAGE)
+        if not opened and not features:
             return self.always
         idx = set(self.always)
         for w in opened:
-            idx.update(self.by_word[w])
-        if digits:
-            idx.update(self.by_word[DIGITS])
+            idx.update(by_word[w])
+        for w in features:
+            idx.update(by_word[w])
         return sorted(idx)
 
 
@@ -942,6 +977,12 @@ _LEET: dict[str, str] = {
 _DISGUISED_SHAPE = re.compile(rb"[ e]f[af]*[de]")
 
 
+def _disguised_shape(text: _Text, shapes: bytes) -> bool:
+    """Whether a lowercase ASCII text has the shape of a disguised start (``_disguise_shapes``); most texts
+    fail the first test, "a letter followed by a look-alike", a translate and a substring search."""
+    return text.disguised and _DISGUISED_SHAPE.search(b" " + text.ascii_bytes.translate(shapes)) is not None
+
+
 def _disguise_shapes(first_letters: AbstractSet[str]) -> bytes:
     """A bytes.translate table for lowercase ASCII text: a first letter of a term -> f, another letter -> a,
     a look-alike that may precede a word ("!", "|") -> e, the other look-alikes -> d, the other characters
@@ -1014,29 +1055,44 @@ def lexicon_terms(d: LexiconDetector) -> list[str]:
     return terms
 
 
+def _plain_forms(d: LexiconDetector) -> frozenset[str]:
+    terms = lexicon_terms(d)
+    return frozenset(
+        f for t in terms for f in (inflections(t.lower()) if d.inflections else [t.lower()]) if f.isalnum()
+    )
+
+
+def _heads(d: LexiconDetector) -> list[str]:
+    """Every form of every term's first word."""
+    return [
+        w
+        for t in lexicon_terms(d)
+        for w in (inflections(t.split()[0].lower()) if d.inflections else [t.split()[0].lower()])
+    ]
+
+
+def _shapes_apply(d: LexiconDetector) -> bool:
+    """Whether a disguised term must start with one of the letters a-z (so ``_disguise_shapes`` applies)."""
+    return {h[0] for h in _heads(d)} <= set(string.ascii_lowercase)
+
+
 def _lexicon(d: LexiconDetector) -> Find:
     terms = lexicon_terms(d)
     body = "|".join(_term_regex(t, inflect=d.inflections, obfuscate=d.obfuscation) for t in terms)
     pattern = _Rx(re.compile(rf"(?<![\w@#*$]){'(?:' + body + ')'}(?![\w*])", re.IGNORECASE))
     exclude = _exclusions(d.exclude)
-    plain = frozenset(
-        f for t in terms for f in (inflections(t.lower()) if d.inflections else [t.lower()]) if f.isalnum()
-    )
+    plain = _plain_forms(d)
     all_plain = all(t.isalnum() for t in terms)
     # A disguised match starts, on a boundary, with a term's plain first letter, runs on for at least the
     # shortest term's length in letters and look-alikes, and has a look-alike after a few letters.
-    heads = [
-        w
-        for t in terms
-        for w in (inflections(t.split()[0].lower()) if d.inflections else [t.split()[0].lower()])
-    ]
+    heads = _heads(d)
     first_letters = "".join(sorted({re.escape(h[0]) for h in heads}))
     shortest = min(len(h) for h in heads)
     # The shape of a disguised start in the ASCII text mapped by ``shapes``: a separator (or "!", "|"), a
     # first letter, letters, then a look-alike. Without it ``disguised`` finds no start; a C translate and
     # one search with a literal-set prefix tell, instead of the look-around at every character.
     firsts_of_heads = {h[0] for h in heads}
-    shapes = _disguise_shapes(firsts_of_heads) if firsts_of_heads <= set(string.ascii_lowercase) else None
+    shapes = _disguise_shapes(firsts_of_heads) if _shapes_apply(d) else None
     # Zero-width, so finditer yields every such start, overlapping ones too.
     disguised = _Rx(
         re.compile(
@@ -1074,11 +1130,7 @@ def _lexicon(d: LexiconDetector) -> Find:
         if d.obfuscation and all_plain and plain.isdisjoint(text.words):
             if not text.disguise_chars:
                 return []
-            if (
-                shapes is not None
-                and text.lower is not None
-                and _DISGUISED_SHAPE.search(b" " + text.ascii_bytes.translate(shapes)) is None
-            ):
+            if shapes is not None and text.lower is not None and not _disguised_shape(text, shapes):
                 return []
             # No plain form: every match is disguised and starts where ``disguised`` does, so the pattern is
             # tried only there (the leftmost non-overlapping matches, as finditer would find them).
@@ -1294,6 +1346,18 @@ def _gate(detector: object) -> frozenset[str] | None:
         words = {DIGITS}  # they only look inside number windows, which need 6 digits
     elif isinstance(detector, StreetAddressDetector):
         words = {w.lower() for w in _STREET_TYPES.split("|")}
+    elif isinstance(detector, EmailDetector):
+        words = {AT}
+    elif isinstance(detector, LinkDomainsDetector):
+        words = {LINK}
+    elif isinstance(detector, RepetitionDetector):
+        words = {DUPLICATE}
+    elif isinstance(detector, MediaDocumentDetector):
+        words = {IMAGE}
+    elif isinstance(detector, LexiconDetector) and detector.obfuscation:
+        # A match is a plain form (a word of the text) or disguised, with a letter before a look-alike.
+        if all(t.isalnum() for t in lexicon_terms(detector)) and _shapes_apply(detector):
+            words = {*_plain_forms(detector), DISGUISE}
     elif isinstance(detector, LexiconDetector) and not detector.obfuscation:
         # Every match of a term contains each of its words (the first and last in some inflected form):
         # gate on the term's least common word, so "can't go on" waits for "can't", not every "go".
@@ -1369,7 +1433,7 @@ def evaluate(pack: CompiledPack, text: str, ctx: Context) -> Evaluation:
     identifier_spans: list[tuple[int, int, int]] = []  # (index into findings, start, end)
     plan = pack.inbound_plan if inbound else pack.outbound_plan
     rules = plan.rules
-    for i in plan.candidates(t):
+    for i in plan.candidates(t, ctx):
         cr = rules[i]
         rule = cr.rule
         if cr.switched and not _mode_allows(rule, ctx.active_modes):

@@ -49,6 +49,16 @@ def _contexts() -> Iterator[tuple[engine.Context, reference.Context]]:
         engine.Context(direction="inbound", now=NOW, platform="x", media=media, visibility="private"),
         reference.Context(direction="inbound", now=NOW, platform="x", media=ref_media, visibility="private"),
     )
+    video = (engine.MediaItem(type="video", alt_text="photo of my medicare card"),)
+    ref_video = (reference.MediaItem(type="video", alt_text="photo of my medicare card"),)
+    yield (
+        engine.Context(direction="inbound", now=NOW, platform="x", media=video, duplicate=True),
+        reference.Context(direction="inbound", now=NOW, platform="x", media=ref_video, duplicate=True),
+    )
+    yield (
+        engine.Context(direction="outbound", now=NOW, platform="x", media=media, duplicate=True),
+        reference.Context(direction="outbound", now=NOW, platform="x", media=ref_media, duplicate=True),
+    )
 
 
 def assert_same(text: str) -> None:
