@@ -736,11 +736,13 @@ def _regex(d: RegexDetector) -> Find:
     flags = re.IGNORECASE if d.ignore_case else 0
     plain = [p for p in d.patterns if isinstance(p, str)]
     pattern = _Rx(re.compile("|".join(f"(?:{p})" for p in plain), flags)) if plain else None
-    gated = [
-        (_Rx(re.compile(p.pattern, flags)), frozenset(p.gate))
-        for p in d.patterns
-        if isinstance(p, GatedPattern)
-    ]
+    gated = [_Rx(re.compile(p.pattern, flags)) for p in d.patterns if isinstance(p, GatedPattern)]
+    # The gated patterns each gate word opens, in the patterns' order: one intersection finds them.
+    opens: dict[str, list[int]] = {}
+    for i, p in enumerate(q for q in d.patterns if isinstance(q, GatedPattern)):
+        for w in dict.fromkeys(p.gate):
+            opens.setdefault(w, []).append(i)
+    gate_words = frozenset(opens)
     keywords = _Rx(_keyword_regex(d.keywords)) if d.keywords else None
     exclude = _exclusions(d.exclude)
 
@@ -748,9 +750,15 @@ def _regex(d: RegexDetector) -> Find:
         matches: list[re.Match[str]] = []
         if pattern is not None:
             matches.extend(pattern.finditer(text))
-        for gated_rx, gate in gated:
-            if not gate.isdisjoint(text.words):
-                matches.extend(gated_rx.finditer(text))
+        opened = gate_words.intersection(text.words)
+        if opened:
+            order = (
+                opens[next(iter(opened))]
+                if len(opened) == 1
+                else sorted({i for w in opened for i in opens[w]})
+            )
+            for i in order:
+                matches.extend(gated[i].finditer(text))
         if len(matches) > 1:
             matches = sorted({(m.start(), m.end()): m for m in matches}.values(), key=lambda m: m.start())
         hits = []
@@ -977,10 +985,14 @@ _LEET: dict[str, str] = {
 _DISGUISED_SHAPE = re.compile(rb"[ e]f[af]*[de]")
 
 
-def _disguised_shape(text: _Text, shapes: bytes) -> bool:
-    """Whether a lowercase ASCII text has the shape of a disguised start (``_disguise_shapes``); most texts
-    fail the first test, "a letter followed by a look-alike", a translate and a substring search."""
-    return text.disguised and _DISGUISED_SHAPE.search(b" " + text.ascii_bytes.translate(shapes)) is not None
+def _disguised_shape(text: _Text, shapes: bytes) -> int | None:
+    """Where the first shape of a disguised start is in a lowercase ASCII text (``_disguise_shapes``): no
+    disguised word starts before it; None if there is none. Most texts fail the first test, "a letter
+    followed by a look-alike", a translate and a substring search."""
+    if not text.disguised:
+        return None
+    shape = _DISGUISED_SHAPE.search(b" " + text.ascii_bytes.translate(shapes))
+    return None if shape is None else shape.start()  # the " " prefix: the start's index, not the one before
 
 
 def _disguise_shapes(first_letters: AbstractSet[str]) -> bytes:
@@ -1130,8 +1142,12 @@ def _lexicon(d: LexiconDetector) -> Find:
         if d.obfuscation and all_plain and plain.isdisjoint(text.words):
             if not text.disguise_chars:
                 return []
-            if shapes is not None and text.lower is not None and not _disguised_shape(text, shapes):
-                return []
+            first = 0
+            if shapes is not None and text.lower is not None:
+                shape = _disguised_shape(text, shapes)
+                if shape is None:
+                    return []
+                first = shape
             # No plain form: every match is disguised and starts where ``disguised`` does, so the pattern is
             # tried only there (the leftmost non-overlapping matches, as finditer would find them).
             matches = []
@@ -1140,7 +1156,7 @@ def _lexicon(d: LexiconDetector) -> Find:
             if on is None:
                 return []
             rx, s = on
-            for start in disguised.finditer(text):
+            for start in disguised.finditer(text, first):
                 if start.start() >= end and (m := rx.match(s, start.start())) is not None:
                     matches.append(m)
                     end = m.end()
