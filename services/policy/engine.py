@@ -138,7 +138,6 @@ class _Text:
         "_disguised",
         "_windows",
         "ascii_bytes",
-        "disguise_chars",
         "has_at",
         "has_digit",
         "lower",
@@ -163,10 +162,14 @@ class _Text:
         self.has_digit = digit_count > 0
         # A number window needs a run of 6 digits; non-ASCII text may hold other \d digits, so it always may.
         self.many_digits = digit_count >= 6 or not raw.isascii()
-        self.disguise_chars = bool(ascii_bytes.translate(None, _NOT_DISGUISE_BYTES))
         self.has_at = "@" in raw
         # Every link the URL pattern finds has "/" (scheme or path) or starts with www.
         self.maybe_link = "/" in raw or "www" in self.words
+
+    @property
+    def disguise_chars(self) -> bool:
+        """Whether the text has a look-alike character at all (few rules ask: not computed up front)."""
+        return bool(self.ascii_bytes.translate(None, _NOT_DISGUISE_BYTES))
 
     @property
     def disguised(self) -> bool:
@@ -187,9 +190,7 @@ class _Text:
         if self._windows is None:
             windows: list[tuple[int, int]] = []
             if self.has_digit:
-                for m in _RUN.finditer(self.raw):
-                    if sum(c.isdigit() for c in m.group()) < 6:
-                        continue
+                for m in _RUN_OF_6.finditer(self.raw):
                     start, end = max(0, m.start() - 4), min(len(self.raw), m.end() + 4)
                     if windows and start <= windows[-1][1]:
                         windows[-1] = (windows[-1][0], end)
@@ -200,7 +201,9 @@ class _Text:
 
 
 _DIGIT = re.compile(r"\d")
-_RUN = re.compile(r"\d(?:[ \-/()]{0,2}\d)*")
+# A run of digits separated by at most two of space, dash, slash, parentheses, with at least 6 digits: from
+# its first digit to its last, as the run is maximal (a shorter run fails at each of its digits).
+_RUN_OF_6 = re.compile(r"\d(?:[ \-/()]{0,2}\d){5,}")
 # Everything but ASCII letters and digits separates words.
 _SPLIT_BYTES = bytes(c if c < 128 and chr(c).isalnum() else 32 for c in range(256))
 _NOT_DIGIT_BYTES = bytes(c for c in range(256) if not (48 <= c <= 57))
