@@ -477,7 +477,7 @@ def _holds_alnum(body: Items) -> bool:
 
 def _separated_after(items: Items, end: bool) -> bool:
     """Whether a word cannot run on across the position where ``items`` start: the text's next character
-    is never a letter or digit, or there is a \b (``end``: what holds where ``items`` match nothing)."""
+    is never a letter or digit, or there is a \\b (``end``: what holds where ``items`` match nothing)."""
     for k, (op, av) in enumerate(items):
         name = str(op)
         rest = items[k + 1 :]
@@ -507,7 +507,7 @@ def _separated_after(items: Items, end: bool) -> bool:
 
 def _separated_before(items: Items, start: bool) -> bool:
     """Whether a word cannot run on across the position where ``items`` end: the text's character before
-    is never a letter or digit, or there is a \b (``start``: what holds where ``items`` match nothing)."""
+    is never a letter or digit, or there is a \\b (``start``: what holds where ``items`` match nothing)."""
     for k in range(len(items) - 1, -1, -1):
         op, av = items[k]
         name = str(op)
@@ -542,17 +542,16 @@ def _selective(strings: AbstractSet[str]) -> tuple[int, int]:
 
 def _rank(strings: AbstractSet[str]) -> tuple[bool, int, int]:
     """Conditions of whole words first (the cheapest test), then the most selective."""
-    return all(_whole_word(s) is not None for s in strings if s.isascii()), *_selective(strings)
+    return all(_whole_words(s) for s in strings if s.isascii()), *_selective(strings)
 
 
 _ALNUM_RUN = re.compile(r"[a-z0-9]+")
 
 
-def _whole_word(s: str) -> str | None:
-    """The longest word that ``s`` holds whole (with a \b or a separator on both sides): wherever ``s``
-    occurs in a text, that word is one of the text's words."""
-    inner = [m.group() for m in _ALNUM_RUN.finditer(s) if m.start() > 0 and m.end() < len(s)]
-    return max(inner, key=len) if inner else None
+def _whole_words(s: str) -> list[str]:
+    """The words that ``s`` holds whole (with a \\b or a separator on both sides), in order: wherever ``s``
+    occurs in a text, they are words of the text."""
+    return [m.group() for m in _ALNUM_RUN.finditer(s) if m.start() > 0 and m.end() < len(s)]
 
 
 @dataclass(frozen=True)
@@ -564,24 +563,68 @@ class _Prefilter:
     strings: tuple[tuple[str, ...], ...] = ()
 
 
-def _prefilter(twin: re.Pattern[str]) -> _Prefilter:
-    """The twin's conditions that are cheap to test: as sets of whole words (one C call each), else a few
-    strings (an ``in`` test each); a condition met by a one-character string holds in most texts."""
+def _nodes(items: Items) -> Iterable[tuple[Any, Any]]:
+    """Every node of a parsed pattern, nested ones too."""
+    for op, av in items:
+        yield op, av
+        name = str(op)
+        if name == "SUBPATTERN":
+            yield from _nodes(av[3].data)
+        elif name == "ATOMIC_GROUP":
+            yield from _nodes(av.data)
+        elif name in _REPEATS:
+            yield from _nodes(av[2].data)
+        elif name in ("ASSERT", "ASSERT_NOT"):
+            yield from _nodes(av[1].data)
+        elif name == "BRANCH":
+            for alternative in av[1]:
+                yield from _nodes(alternative.data)
+        elif name == "GROUPREF_EXISTS":
+            yield from _nodes(av[1].data)
+            if av[2] is not None:
+                yield from _nodes(av[2].data)
+
+
+def _prefilter(pattern: re.Pattern[str]) -> _Prefilter:
+    """Conditions of a twin, or of a case-sensitive pattern, for ASCII text, that are cheap to test: as
+    sets of whole words (one C call each), else a few strings (an ``in`` test each); a condition met by a
+    one-character string holds in most texts. The strings are lowercased: the text is tested lowercase.
+    A case-insensitive pattern without a twin has none (its letters may fold onto others)."""
+    if pattern.flags & re.IGNORECASE:
+        return _Prefilter()
     try:
-        needs = _required(list(_re_parser.parse(twin.pattern, twin.flags).data))
+        parsed = list(_re_parser.parse(pattern.pattern, pattern.flags).data)
+        # The look-arounds that mark a word's edge (``_holds_alnum``) leave out capitals, as a twin has none;
+        # where a case-sensitive pattern's look-around lets a capital through, it gets no prefilter.
+        for op, av in _nodes(parsed):
+            if str(op) == "ASSERT_NOT" and _holds_alnum(av[1].data):
+                members = av[1].data[0][1]
+                if not any(str(o) == "CATEGORY" and str(a) in _WORD_CATEGORIES for o, a in members):
+                    covered = {c for o, a in members if str(o) == "RANGE" for c in range(a[0], a[1] + 1)}
+                    covered |= {a for o, a in members if str(o) == "LITERAL"}
+                    if not all(c in covered for c in range(65, 91)):
+                        return _Prefilter()
+        needs = [frozenset(s.lower() for s in need) for need in _required(parsed)]
     except Exception:  # an unknown parser shape: no prefilter, the pattern always runs
         return _Prefilter()
-    words: list[frozenset[str]] = []
+    words: dict[frozenset[str], None] = {}
     strings: list[tuple[str, ...]] = []
     for need in sorted(needs, key=_rank, reverse=True):
-        # A string with a non-ASCII character never occurs in an ASCII text (the only kind twins run on).
+        # A string with a non-ASCII character never occurs in an ASCII text (the only kind tested), so a
+        # condition of such strings only is never met: the empty set of words says so.
         possible = [s for s in need if s.isascii()]
-        whole = [_whole_word(s) for s in possible]
-        if all(w is not None for w in whole):
-            words.append(frozenset(w for w in whole if w is not None))
+        per_string = [_whole_words(s) for s in possible]
+        if all(per_string):
+            # Each string's j-th whole word (from either end): every string has one in the set.
+            k = min((len(w) for w in per_string), default=0)
+            for j in [*range(k), *range(-k, 0)]:
+                words[frozenset(w[j] for w in per_string)] = None
+            if not possible:
+                words[frozenset()] = None
         elif len(possible) <= 6 and _selective(frozenset(possible) or need)[0] >= 2:
             strings.append(tuple(sorted({s.replace(_BOUNDARY, "") for s in possible}, key=len, reverse=True)))
-    return _Prefilter(words=tuple(words[:6]), strings=tuple(strings[:1]))
+    best = sorted(words, key=lambda w: (min(map(len, w), default=99), -len(w)), reverse=True)
+    return _Prefilter(words=tuple(best[:8]), strings=tuple(strings[:1]))
 
 
 class _Rx:
@@ -596,13 +639,13 @@ class _Rx:
     def __init__(self, slow: re.Pattern[str]) -> None:
         self.slow = slow
         self.fast = _lowercase_twin(slow)
-        prefilter = _prefilter(self.fast) if self.fast is not None else _Prefilter()
+        prefilter = _prefilter(self.fast if self.fast is not None else slow)
         self.need_words = prefilter.words
         self.need_strings = prefilter.strings
 
     def on(self, text: _Text) -> tuple[re.Pattern[str], str] | None:
         lower = text.lower
-        if self.fast is None or lower is None:
+        if lower is None:
             return self.slow, text.raw
         words = text.words
         for need in self.need_words:
@@ -611,7 +654,7 @@ class _Rx:
         for strings in self.need_strings:
             if not any(map(lower.__contains__, strings)):
                 return None
-        return self.fast, lower
+        return (self.fast, lower) if self.fast is not None else (self.slow, text.raw)
 
     def finditer(self, text: _Text, pos: int = 0, endpos: int = sys.maxsize) -> Iterable[re.Match[str]]:
         on = self.on(text)

@@ -168,3 +168,105 @@ class TestLowercaseTwins:
         assert twin is not None
         for text in ["He'll HIT me", "so the the cat", "F*ck sh!t", "Family violence: help ME", "x y"]:
             assert [m.span() for m in twin.finditer(text.lower())] == [m.span() for m in slow.finditer(text)]
+
+
+def _pack_patterns() -> list[engine._Rx]:
+    """Every pattern object the default pack's rules hold (in their closures), found by walking them."""
+    found: dict[int, engine._Rx] = {}
+
+    def walk(value: object, depth: int = 0) -> None:
+        if isinstance(value, engine._Rx):
+            found[id(value)] = value
+        elif isinstance(value, list | tuple) and depth < 3:
+            for item in value:
+                walk(item, depth + 1)
+        elif callable(value) and getattr(value, "__closure__", None) and depth < 3:
+            for cell in value.__closure__ or ():
+                walk(cell.cell_contents, depth + 1)
+
+    for cr in packs()[0].rules:
+        walk(cr.find)
+    return list(found.values())
+
+
+VOCABULARY = [
+    "he",
+    "she",
+    "my",
+    "partner",
+    "ex",
+    "ex's",
+    "he's",
+    "hit",
+    "hits",
+    "hurt",
+    "hurts",
+    "me",
+    "us",
+    "here",
+    "here's",
+    "is",
+    "her",
+    "his",
+    "home",
+    "address",
+    "number",
+    "tax",
+    "file",
+    "tfn",
+    "Labor",
+    "Liberal",
+    "Day",
+    "kill",
+    "myself",
+    "go",
+    "away",
+    "home",
+    "now",
+    "stop",
+    "it",
+    "-",
+    "x'",
+]
+PREFILTER_PATTERNS = [
+    r"\b(?:he|she|my (?:partner|ex))(?:['\u2019]?s)? (?:\w+ ){0,2}?(?:hit|hurt)s? (?:me|us)\b",
+    r"(?<![a-z0-9])(?:tax file number|tfn)(?![a-z0-9])",
+    r"\bhere(?:'s| is) (?:her|his) (?:home )?(?:address|number)\b",
+    r"\b(?:Labor|Liberal)\b(?! Day)",
+    r"(?:kill|hurt)[\s\-]+(?:myself|me)(?![\w*])",
+    r"\bgo (?:away|home)+ now\b|\bstop it\b",
+]
+
+
+class TestPrefilters:
+    def test_the_pack_has_prefilters_and_they_never_hide_a_match_in_the_data(self):
+        rxs = _pack_patterns()
+        assert sum(1 for rx in rxs if rx.need_words or rx.need_strings) > 50
+        texts = [t for name in sorted(p.name for p in DATA.glob("*.jsonl")) for t in _texts(name)]
+        for text in texts + [t.upper() for t in texts]:
+            t = engine._Text(text)
+            for rx in rxs:
+                if rx.on(t) is None:
+                    assert rx.slow.search(text) is None, (rx.slow.pattern, text)
+
+    @pytest.mark.parametrize("pattern", PREFILTER_PATTERNS)
+    @settings(max_examples=150, deadline=None)
+    @given(
+        words=st.lists(
+            st.sampled_from(VOCABULARY),
+            max_size=10,
+        ),
+        glue=st.sampled_from([" ", "-", "", "_", ". ", "'"]),
+    )
+    def test_a_prefilter_never_hides_a_match(self, pattern, words, glue):
+        for flags in (0, re.IGNORECASE):
+            rx = engine._Rx(re.compile(pattern, flags))
+            for text in (glue.join(words), glue.join(words).upper()):
+                if rx.on(engine._Text(text)) is None:
+                    assert rx.slow.search(text) is None, text
+
+    def test_whole_words_are_taken_only_where_a_word_cannot_run_on(self):
+        rx = engine._Rx(re.compile(r"\bmy (?:partner|ex)s? (?:hit|hurt) me\b", re.IGNORECASE))
+        assert frozenset({"partner", "partners", "ex", "exs"}) in rx.need_words
+        assert rx.on(engine._Text("my friend hit me")) is None
+        assert rx.on(engine._Text("My partners hit me")) is not None
