@@ -136,6 +136,7 @@ class _Text:
 
     __slots__ = (
         "_disguised",
+        "_longest_run",
         "_windows",
         "ascii_bytes",
         "has_at",
@@ -151,6 +152,7 @@ class _Text:
         self.raw = raw
         self._windows: list[tuple[int, int]] | None = None
         self._disguised: bool | None = None
+        self._longest_run = 0
         lower = raw.lower()
         # An ASCII text lowercased keeps every character's place, so case-insensitive patterns can run on it
         # case-sensitively (see ``_Rx``); None for other text, whose lowercase may differ in length.
@@ -189,15 +191,25 @@ class _Text:
         candidate patterns' look-arounds and a CRN's trailing letter still see their context."""
         if self._windows is None:
             windows: list[tuple[int, int]] = []
+            longest = 0
             if self.has_digit:
                 for m in _RUN_OF_6.finditer(self.raw):
+                    longest = max(longest, sum(map(str.isdigit, m.group())))
                     start, end = max(0, m.start() - 4), min(len(self.raw), m.end() + 4)
                     if windows and start <= windows[-1][1]:
                         windows[-1] = (windows[-1][0], end)
                     else:
                         windows.append((start, end))
             self._windows = windows
+            self._longest_run = longest
         return self._windows
+
+    @property
+    def longest_run(self) -> int:
+        """The most digits of one run in the number windows (0 without a window)."""
+        if self._windows is None:
+            _ = self.number_windows
+        return self._longest_run
 
 
 _DIGIT = re.compile(r"\d")
@@ -879,12 +891,41 @@ def _in_windows(pattern: re.Pattern[str], text: _Text) -> list[re.Match[str]]:
     return [m for start, end in text.number_windows for m in pattern.finditer(text.raw, start, end)]
 
 
+def _fewest_digits(items: Items) -> int:
+    """The fewest digits any match of a parsed pattern has (a lower bound: what is unsure counts 0)."""
+    total = 0
+    for op, av in items:
+        name = str(op)
+        if name == "LITERAL":
+            total += 48 <= av <= 57
+        elif name == "IN":
+            digits_only = all(
+                (str(o) == "CATEGORY" and str(a) in ("CATEGORY_DIGIT", "CATEGORY_UNI_DIGIT"))
+                or (str(o) == "RANGE" and 48 <= a[0] <= a[1] <= 57)
+                or (str(o) == "LITERAL" and 48 <= a <= 57)
+                for o, a in av
+            )
+            total += digits_only
+        elif name == "SUBPATTERN":
+            total += _fewest_digits(av[3].data)
+        elif name in _REPEATS:
+            total += av[0] * _fewest_digits(av[2].data)
+        elif name == "BRANCH":
+            total += min(_fewest_digits(alternative.data) for alternative in av[1])
+    return total
+
+
 def _identifier(d: IdentifierDetector) -> Find:
     candidates = _IDENTIFIER_CANDIDATES[d.kind]
     valid = _VALIDATORS[d.kind]
     keywords = _Rx(_keyword_regex(d.keywords)) if d.keywords else None
+    # A candidate's digits are joined by at most one separator, so they lie in one run of the windows: a
+    # post whose longest run is shorter has no candidate (a date has 8 digits, an ABN 11).
+    fewest = _fewest_digits(list(_re_parser.parse(candidates.pattern, candidates.flags).data))
 
     def find(text: _Text, _ctx: Context) -> list[Hit]:
+        if text.longest_run < fewest:
+            return []
         hits = []
         for m in _in_windows(candidates, text):
             value = m.group()
