@@ -270,3 +270,23 @@ class TestPrefilters:
         assert frozenset({"partner", "partners", "ex", "exs"}) in rx.need_words
         assert rx.on(engine._Text("my friend hit me")) is None
         assert rx.on(engine._Text("My partners hit me")) is not None
+
+
+class TestFastFinding:
+    def test_a_finding_built_fast_is_the_finding_the_constructor_builds(self):
+        fields: dict[str, object] = {
+            "rule_id": "PI-01",
+            "label": "tfn",
+            "severity": "high",
+            "action": "redact",
+            "start": 3,
+            "end": 14,
+            "message": "m",
+            "suggestion": None,
+            "source": "s",
+        }
+        fast, slow = engine._finding(fields), engine.Finding(**fields)  # type: ignore[arg-type]
+        assert fast == slow
+        assert hash(fast) == hash(slow)
+        assert repr(fast) == repr(slow)
+        assert fast.as_dict() == slow.as_dict() == fields
