@@ -141,6 +141,7 @@ class _Text:
         "ascii_bytes",
         "has_at",
         "has_digit",
+        "letters_and_lookalikes",
         "lower",
         "many_digits",
         "maybe_link",
@@ -152,6 +153,7 @@ class _Text:
         self.raw = raw
         self._windows: list[tuple[int, int]] | None = None
         self._disguised: bool | None = None
+        self.letters_and_lookalikes = b""  # set with ``disguised`` for ASCII text: letters a, look-alikes d
         self._longest_run = 0
         lower = raw.lower()
         # An ASCII text lowercased keeps every character's place, so case-insensitive patterns can run on it
@@ -181,7 +183,8 @@ class _Text:
             if self.lower is None:
                 self._disguised = self.disguise_chars
             else:
-                self._disguised = b"ad" in self.ascii_bytes.translate(_LETTER_THEN_LOOKALIKE)
+                self.letters_and_lookalikes = self.ascii_bytes.translate(_LETTER_THEN_LOOKALIKE)
+                self._disguised = b"ad" in self.letters_and_lookalikes
         return self._disguised
 
     @property
@@ -1069,7 +1072,8 @@ _LEET: dict[str, str] = {
 }
 
 
-_DISGUISED_SHAPE = re.compile(rb"[ e]f[af]*[de]")
+_F = ord("f")
+_MAY_PRECEDE = frozenset(b" e")
 
 
 def _disguised_shape(text: _Text, shapes: bytes) -> int | None:
@@ -1078,8 +1082,17 @@ def _disguised_shape(text: _Text, shapes: bytes) -> int | None:
     followed by a look-alike", a translate and a substring search."""
     if not text.disguised:
         return None
-    shape = _DISGUISED_SHAPE.search(b" " + text.ascii_bytes.translate(shapes))
-    return None if shape is None else shape.start()  # the " " prefix: the start's index, not the one before
+    pairs = text.letters_and_lookalikes
+    mapped = text.ascii_bytes.translate(shapes)
+    # Each letter followed by a look-alike ends a run of letters; the runs in order, the first that starts
+    # with a first letter after a separator (or "!", "|", or the text's start) is the first shape.
+    k = pairs.find(b"ad")
+    while k != -1:
+        start = max(pairs.rfind(b" ", 0, k), pairs.rfind(b"d", 0, k)) + 1
+        if mapped[start] == _F and (start == 0 or mapped[start - 1] in _MAY_PRECEDE):
+            return start
+        k = pairs.find(b"ad", k + 1)
+    return None
 
 
 def _disguise_shapes(first_letters: AbstractSet[str]) -> bytes:

@@ -290,3 +290,13 @@ class TestFastFinding:
         assert hash(fast) == hash(slow)
         assert repr(fast) == repr(slow)
         assert fast.as_dict() == slow.as_dict() == fields
+
+
+class TestDisguisedShape:
+    @settings(max_examples=400, deadline=None)
+    @given(st.text(alphabet="abfs hit!|*@$0137_#-.", max_size=40))
+    def test_the_first_shape_is_where_the_shape_pattern_first_matches(self, raw):
+        shapes = engine._disguise_shapes(set("bfs"))
+        text = engine._Text(raw)
+        shape = re.search(rb"[ e]f[af]*[de]", b" " + text.ascii_bytes.translate(shapes))
+        assert engine._disguised_shape(text, shapes) == (None if shape is None else shape.start())
