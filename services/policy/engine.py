@@ -1,10 +1,13 @@
 """Evaluating a compiled policy pack against one text: pure, no I/O, no logging of content.
 
 ``compile_pack`` turns a validated ``PolicyPack`` into detectors with precompiled regular expressions and
-cheap gates (a digit, an ``@``, a dot), so a post without digits never runs the identifier or phone
-patterns. ``evaluate`` runs every rule that applies to the direction and the active modes; each rule is
-isolated, so one failing rule is reported in ``failed_rules`` and never stops the crisis rules (which run
-first). ``screen`` and ``check`` turn findings into the inbound screening and the outbound decision.
+cheap gates (words, a number window, an ``@``, a link), so a post without a run of 6 digits never runs the
+identifier or phone patterns. Patterns are read with ``re``'s parser at compile time to derive, with proof not
+trust, a case-sensitive twin for lowercased ASCII text and a prefilter of words every match contains
+(docs/policy.md, "Speed"); neither changes a finding. ``evaluate`` runs every rule that applies to the
+direction and the active modes; each rule is isolated, so one failing rule is reported in ``failed_rules`` and
+never stops the crisis rules (which run first). ``screen`` and ``check`` turn findings into the inbound
+screening and the outbound decision.
 """
 
 from __future__ import annotations
@@ -643,11 +646,11 @@ def _prefilter(pattern: re.Pattern[str]) -> _Prefilter:
 
 
 class _Rx:
-    """A compiled pattern and, when there is one, its case-sensitive twin for lowercased ASCII text with the
-    twin's prefilter (strings of which any match contains one per condition): ``on`` picks the pattern
-    and the string to run it on, or None when the prefilter proves no match. Match positions are the same
-    either way; a match's text is the lowercase one for the twin, so only callers that lowercase it anyway
-    read it."""
+    """A compiled pattern, its case-sensitive twin for lowercased ASCII text when there is one, and for ASCII
+    text a prefilter (words or strings every match contains, ``_prefilter``): ``on`` picks the pattern and
+    the string to run it on, or None when the prefilter proves there is no match. Text that is not ASCII
+    always runs the pattern as written. Match positions are the same either way; a match's text is the
+    lowercase one for the twin, so only callers that lowercase it anyway read it."""
 
     __slots__ = ("fast", "need_strings", "need_words", "slow")
 
