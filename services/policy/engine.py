@@ -1,19 +1,26 @@
 """Evaluating a compiled policy pack against one text: pure, no I/O, no logging of content.
 
 ``compile_pack`` turns a validated ``PolicyPack`` into detectors with precompiled regular expressions and
-cheap gates (a digit, an ``@``, a dot), so a post without digits never runs the identifier or phone
-patterns. ``evaluate`` runs every rule that applies to the direction and the active modes; each rule is
-isolated, so one failing rule is reported in ``failed_rules`` and never stops the crisis rules (which run
-first). ``screen`` and ``check`` turn findings into the inbound screening and the outbound decision.
+cheap gates (words, a number window, an ``@``, a link), so a post without a run of 6 digits never runs the
+identifier or phone patterns. Patterns are read with ``re``'s parser at compile time to derive, with proof not
+trust, a case-sensitive twin for lowercased ASCII text and a prefilter of words every match contains
+(docs/policy.md, "Speed"); neither changes a finding. ``evaluate`` runs every rule that applies to the
+direction and the active modes; each rule is isolated, so one failing rule is reported in ``failed_rules`` and
+never stops the crisis rules (which run first). ``screen`` and ``check`` turn findings into the inbound
+screening and the outbound decision.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
+import string
+import sys
 from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 
 from services.policy import checksums
 from services.policy.pack import (
@@ -82,10 +89,10 @@ class Context:
     authorised_departments: frozenset[str] | None = None  # the checker's departments; None = not limited
 
 
-@dataclass(frozen=True)
-class Hit:
+class Hit(NamedTuple):
     """Where a detector matched (no span for whole-message rules) and, optionally, a detail for the message.
-    A detail never contains the matched value: findings are logged and shown, the value must not be."""
+    A detail never contains the matched value: findings are logged and shown, the value must not be.
+    (A named tuple: built for every match, it costs a fifth of a frozen dataclass.)"""
 
     start: int | None = None
     end: int | None = None
@@ -118,7 +125,9 @@ class Finding:
         }
 
 
-@dataclass(frozen=True)
+# The results below are plain dataclasses (not frozen: they hold lists, so they never were hashable, and a
+# frozen dataclass costs microseconds to build, a fifth of a screening's budget).
+@dataclass
 class Evaluation:
     findings: list[Finding]
     failed_rules: list[str] = field(default_factory=list)
@@ -129,10 +138,14 @@ class _Text:
     rules' speed gates) and whether it has a digit, an @ or a dot at all."""
 
     __slots__ = (
+        "_disguised",
+        "_longest_run",
         "_windows",
-        "disguise_chars",
+        "ascii_bytes",
         "has_at",
         "has_digit",
+        "letters_and_lookalikes",
+        "lower",
         "many_digits",
         "maybe_link",
         "raw",
@@ -142,17 +155,40 @@ class _Text:
     def __init__(self, raw: str) -> None:
         self.raw = raw
         self._windows: list[tuple[int, int]] | None = None
+        self._disguised: bool | None = None
+        self.letters_and_lookalikes = b""  # set with ``disguised`` for ASCII text: letters a, look-alikes d
+        self._longest_run = 0
+        lower = raw.lower()
+        # An ASCII text lowercased keeps every character's place, so case-insensitive patterns can run on it
+        # case-sensitively (see ``_Rx``); None for other text, whose lowercase may differ in length.
+        self.lower = lower if raw.isascii() else None
         # bytes.translate runs in C: non-ASCII becomes "?" and then, like all punctuation, a separator.
-        ascii_bytes = raw.lower().encode("ascii", "replace")
+        self.ascii_bytes = ascii_bytes = lower.encode("ascii", "replace")
         self.words = frozenset(ascii_bytes.translate(_SPLIT_BYTES).decode("ascii").split())
         digit_count = len(ascii_bytes.translate(None, _NOT_DIGIT_BYTES))
         self.has_digit = digit_count > 0
         # A number window needs a run of 6 digits; non-ASCII text may hold other \d digits, so it always may.
         self.many_digits = digit_count >= 6 or not raw.isascii()
-        self.disguise_chars = bool(ascii_bytes.translate(None, _NOT_DISGUISE_BYTES))
         self.has_at = "@" in raw
         # Every link the URL pattern finds has "/" (scheme or path) or starts with www.
         self.maybe_link = "/" in raw or "www" in self.words
+
+    @property
+    def disguise_chars(self) -> bool:
+        """Whether the text has a look-alike character at all (few rules ask: not computed up front)."""
+        return bool(self.ascii_bytes.translate(None, _NOT_DISGUISE_BYTES))
+
+    @property
+    def disguised(self) -> bool:
+        """Whether a letter is followed by a look-alike ("sh!t", "b1tch"), as a disguised word must be. For
+        text that is not ASCII, whether it has a look-alike at all (letters there are more than a-z)."""
+        if self._disguised is None:
+            if self.lower is None:
+                self._disguised = self.disguise_chars
+            else:
+                self.letters_and_lookalikes = self.ascii_bytes.translate(_LETTER_THEN_LOOKALIKE)
+                self._disguised = b"ad" in self.letters_and_lookalikes
+        return self._disguised
 
     @property
     def number_windows(self) -> list[tuple[int, int]]:
@@ -161,26 +197,490 @@ class _Text:
         candidate patterns' look-arounds and a CRN's trailing letter still see their context."""
         if self._windows is None:
             windows: list[tuple[int, int]] = []
+            longest = 0
             if self.has_digit:
-                for m in _RUN.finditer(self.raw):
-                    if sum(c.isdigit() for c in m.group()) < 6:
-                        continue
+                for m in _RUN_OF_6.finditer(self.raw):
+                    longest = max(longest, sum(map(str.isdigit, m.group())))
                     start, end = max(0, m.start() - 4), min(len(self.raw), m.end() + 4)
                     if windows and start <= windows[-1][1]:
                         windows[-1] = (windows[-1][0], end)
                     else:
                         windows.append((start, end))
             self._windows = windows
+            self._longest_run = longest
         return self._windows
+
+    @property
+    def longest_run(self) -> int:
+        """The most digits of one run in the number windows (0 without a window)."""
+        if self._windows is None:
+            _ = self.number_windows
+        return self._longest_run
 
 
 _DIGIT = re.compile(r"\d")
-_RUN = re.compile(r"\d(?:[ \-/()]{0,2}\d)*")
+# A run of digits separated by at most two of space, dash, slash, parentheses, with at least 6 digits: from
+# its first digit to its last, as the run is maximal (a shorter run fails at each of its digits).
+_RUN_OF_6 = re.compile(r"\d(?:[ \-/()]{0,2}\d){5,}")
 # Everything but ASCII letters and digits separates words.
 _SPLIT_BYTES = bytes(c if c < 128 and chr(c).isalnum() else 32 for c in range(256))
 _NOT_DIGIT_BYTES = bytes(c for c in range(256) if not (48 <= c <= 57))
 _NOT_DISGUISE_BYTES = bytes(c for c in range(256) if chr(c) not in "*@$!|013457")
+# Letters -> a, look-alikes -> d: a disguised word has "ad" (a letter, then a look-alike) somewhere.
+_LETTER_THEN_LOOKALIKE = bytes(
+    ord("a") if 97 <= c <= 122 else ord("d") if chr(c) in "*@$!|013457" else 32 for c in range(256)
+)
 _TOKEN = re.compile(r"[a-z0-9]+")
+
+
+# The parser of the standard library's ``re``: read a pattern's structure to prove its twin (``_Rx``) equal.
+_re_parser: Any = importlib.import_module("re._parser")
+# Non-ASCII characters that a case-insensitive pattern matches with an ASCII letter (dotted I, dotless i,
+# long s, Kelvin sign); tests check the list against every code point.
+FOLDS_TO_ASCII = frozenset({0x130, 0x131, 0x17F, 0x212A})
+_ATOMS_FREE_OF_CASE = frozenset({"AT", "ANY", "CATEGORY", "GROUPREF", "NEGATE", "FAILURE", "SUCCESS"})
+
+
+def _caseless(c: int) -> bool:
+    """Whether a pattern character means the same with and without IGNORECASE on lowercased ASCII text."""
+    return not (65 <= c <= 90) and c not in FOLDS_TO_ASCII
+
+
+def _twin_safe(items: Iterable[tuple[Any, Any]]) -> bool:
+    """Whether a parsed pattern uses only characters and constructs for which matching the ASCII text
+    case-insensitively equals matching its lowercase case-sensitively; anything unknown says no."""
+    for op, av in items:
+        name = str(op)
+        if name in _ATOMS_FREE_OF_CASE:
+            continue
+        if name in ("LITERAL", "NOT_LITERAL"):
+            if not _caseless(av):
+                return False
+        elif name == "RANGE":
+            lo, hi = av
+            if (lo <= 90 and hi >= 65) or any(lo <= c <= hi for c in FOLDS_TO_ASCII):
+                return False
+        elif name == "IN":
+            if not _twin_safe(av):
+                return False
+        elif name == "BRANCH":
+            if not all(_twin_safe(branch.data) for branch in av[1]):
+                return False
+        elif name == "SUBPATTERN":
+            _group, add_flags, del_flags, sub = av
+            if add_flags or del_flags or not _twin_safe(sub.data):
+                return False
+        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            if not _twin_safe(av[2].data):
+                return False
+        elif name in ("ASSERT", "ASSERT_NOT"):
+            if not _twin_safe(av[1].data):
+                return False
+        elif name == "ATOMIC_GROUP":
+            if not _twin_safe(av.data):
+                return False
+        elif name == "GROUPREF_EXISTS":
+            _group, yes, no = av
+            if not _twin_safe(yes.data) or (no is not None and not _twin_safe(no.data)):
+                return False
+        else:
+            return False
+    return True
+
+
+def _lowercase_twin(pattern: re.Pattern[str]) -> re.Pattern[str] | None:
+    """``pattern`` without IGNORECASE, for the lowercase of ASCII texts, when that is provably the same:
+    every letter in it is lowercase ASCII and nothing in it switches flags. CPython matches case-sensitive
+    patterns about twice as fast (and an ASCII lowercase has the raw text's length, so spans agree)."""
+    if not pattern.flags & re.IGNORECASE:
+        return None
+    try:
+        parsed = _re_parser.parse(pattern.pattern, pattern.flags)
+        if not _twin_safe(parsed.data):
+            return None
+        twin = re.compile(pattern.pattern, pattern.flags & ~re.IGNORECASE)
+    except Exception:  # an unknown parser shape: keep the case-insensitive pattern
+        return None
+    # An inline (?i) would survive the flag change; such a pattern keeps running as it is.
+    return twin if not twin.flags & re.IGNORECASE else None
+
+
+_REPEATS = frozenset({"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"})
+# Stands for a \b in the strings below: it matches no character, but a word next to it is a whole word.
+_BOUNDARY = "\x00"
+_EXACT_MAX = 64  # the most strings a set of ``_exact`` holds before it gives up
+
+
+def _exact(items: Iterable[tuple[Any, Any]]) -> frozenset[str] | None:
+    """The strings a parsed (case-sensitive) sequence can match, or a few more; None when they are unbounded
+    or too many. Assertions and boundaries match the empty string: they consume nothing."""
+    out: frozenset[str] = frozenset({""})
+    for item in items:
+        ex = _exact_item(item)
+        if ex is None:
+            return None
+        out = frozenset(a + b for a in out for b in ex)
+        if len(out) > _EXACT_MAX:
+            return None
+    return out
+
+
+def _exact_item(item: tuple[Any, Any]) -> frozenset[str] | None:
+    op, av = item
+    name = str(op)
+    if name == "LITERAL":
+        return frozenset({chr(av)})
+    if name == "AT" and str(av) == "AT_BOUNDARY":
+        return frozenset({_BOUNDARY})
+    if name == "ASSERT_NOT" and _holds_alnum(av[1].data):  # (?<![a-z0-9]) or (?![\w*]): a word's edge
+        return frozenset({_BOUNDARY})
+    if name in ("AT", "ASSERT", "ASSERT_NOT"):
+        return frozenset({""})
+    if name == "IN":
+        chars: set[str] = set()
+        for member, value in av:
+            kind = str(member)
+            if kind == "LITERAL":
+                chars.add(chr(value))
+            elif kind == "RANGE" and value[1] - value[0] < 16:
+                chars.update(chr(c) for c in range(value[0], value[1] + 1))
+            else:  # a negated set, a category, a wide range
+                return None
+        return frozenset(chars)
+    if name == "SUBPATTERN":
+        _group, add_flags, del_flags, body = av
+        return None if add_flags or del_flags else _exact(body.data)
+    if name == "ATOMIC_GROUP":  # matches some of what its body can: a superset is still every string
+        return _exact(av.data)
+    if name == "BRANCH":
+        union: set[str] = set()
+        for alternative in av[1]:
+            ex = _exact(alternative.data)
+            if ex is None:
+                return None
+            union |= ex
+            if len(union) > _EXACT_MAX:
+                return None
+        return frozenset(union)
+    if name in _REPEATS:
+        low, high, body = av
+        if high > 4:
+            return None
+        once = _exact(body.data)
+        if once is None:
+            return None
+        repeated: set[str] = set()
+        power: frozenset[str] = frozenset({""})
+        for count in range(high + 1):
+            if count >= low:
+                repeated |= power
+            power = frozenset(a + b for a in power for b in once)
+            if len(repeated) > _EXACT_MAX or len(power) > _EXACT_MAX:
+                return None
+        return frozenset(repeated)
+    return None
+
+
+Items = list[tuple[Any, Any]]
+
+
+def _required(items: Items, left: bool = False, right: bool = False) -> list[frozenset[str]]:
+    """Conditions every match of the parsed sequence meets: for each set, the match contains one of its
+    strings. A run of elements with few possible strings gives the set of their concatenations, other
+    elements give their own. ``left`` / ``right``: no word runs on across the start / end of the
+    sequence's match; where that holds at a run's edge, its strings carry a ``_BOUNDARY`` there."""
+    needs: list[frozenset[str]] = []
+    run: frozenset[str] | None = None
+
+    def close(k: int) -> None:  # the run ends before items[k]
+        if run is None:
+            return
+        strings = frozenset(s + _BOUNDARY for s in run) if _separated_after(items[k:], right) else run
+        if _never_empty(strings):
+            needs.append(strings)
+
+    for k, item in enumerate(items):
+        ex = _exact_item(item)
+        if ex is not None:
+            if run is not None:
+                joined = frozenset(a + b for a in run for b in ex)
+                if len(joined) <= _EXACT_MAX:
+                    run = joined
+                    continue
+                close(k)
+            edge = _BOUNDARY if _separated_before(items[:k], left) else ""
+            run = frozenset(edge + b for b in ex)
+            continue
+        close(k)
+        run = None
+        needs.extend(
+            _required_item(item, _separated_before(items[:k], left), _separated_after(items[k + 1 :], right))
+        )
+    close(len(items))
+    return needs
+
+
+def _never_empty(strings: frozenset[str]) -> bool:
+    return all(s.replace(_BOUNDARY, "") for s in strings)
+
+
+def _required_item(item: tuple[Any, Any], left: bool, right: bool) -> list[frozenset[str]]:
+    op, av = item
+    name = str(op)
+    if name == "SUBPATTERN":
+        _group, add_flags, del_flags, body = av
+        return [] if add_flags or del_flags else _required(body.data, left, right)
+    if name == "ATOMIC_GROUP":
+        return _required(av.data, left, right)
+    if name in _REPEATS:
+        # The first repetition: after it comes another (which starts as the body does) or what follows.
+        low, high, body = av
+        after = right and (high == 1 or _separated_after(body.data, False))
+        return _required(body.data, left, after) if low >= 1 else []
+    if name == "BRANCH":  # one condition of each alternative, joined: the match meets one of them
+        union: set[str] = set()
+        for alternative in av[1]:
+            needs = _required(alternative.data, left, right)
+            if not needs:
+                return []
+            union |= max(needs, key=_rank)
+            if len(union) > 4 * _EXACT_MAX:  # too many to keep
+                return []
+        return [frozenset(union)]
+    return []
+
+
+def _separator(c: int) -> bool:
+    """Not a letter or digit of ASCII: the word split of ``_Text`` separates words there."""
+    return not (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122)
+
+
+_SEPARATOR_CATEGORIES = frozenset(
+    {"CATEGORY_SPACE", "CATEGORY_NOT_WORD", "CATEGORY_UNI_SPACE", "CATEGORY_UNI_NOT_WORD"}
+)
+_WORD_CATEGORIES = frozenset({"CATEGORY_WORD", "CATEGORY_UNI_WORD"})
+
+
+def _only_separators(members: Items) -> bool:
+    """A character set ([...]) that holds no ASCII letter or digit."""
+    for op, av in members:
+        kind = str(op)
+        if kind == "LITERAL" and _separator(av):
+            continue
+        if kind == "RANGE" and all(_separator(c) for c in range(av[0], min(av[1], 127) + 1)):
+            continue
+        if kind == "CATEGORY" and str(av) in _SEPARATOR_CATEGORIES:
+            continue
+        return False
+    return True
+
+
+def _holds_alnum(body: Items) -> bool:
+    """A one-character look-around body ([...]) that holds every ASCII letter and digit."""
+    if len(body) != 1 or str(body[0][0]) != "IN":
+        return False
+    members = body[0][1]
+    if any(str(op) == "NEGATE" for op, _av in members):
+        return False
+    if any(str(op) == "CATEGORY" and str(av) in _WORD_CATEGORIES for op, av in members):
+        return True
+    chars: set[int] = set()
+    for op, av in members:
+        if str(op) == "LITERAL":
+            chars.add(av)
+        elif str(op) == "RANGE":
+            chars.update(range(av[0], av[1] + 1))
+    return all(c in chars for c in range(128) if not _separator(c) and not 65 <= c <= 90)
+
+
+def _separated_after(items: Items, end: bool) -> bool:
+    """Whether a word cannot run on across the position where ``items`` start: the text's next character
+    is never a letter or digit, or there is a \\b (``end``: what holds where ``items`` match nothing)."""
+    for k, (op, av) in enumerate(items):
+        name = str(op)
+        rest = items[k + 1 :]
+        if name == "LITERAL":
+            return _separator(av)
+        if name == "IN":
+            return _only_separators(av)
+        if name == "ASSERT_NOT" and av[0] == 1 and _holds_alnum(av[1].data):
+            return True
+        if name == "AT" and str(av) == "AT_BOUNDARY":  # a word next to it ends there
+            return True
+        if name in ("AT", "ASSERT", "ASSERT_NOT"):
+            continue
+        if name == "SUBPATTERN":
+            return not (av[1] or av[2]) and _separated_after(list(av[3].data) + rest, end)
+        if name == "ATOMIC_GROUP":
+            return _separated_after(list(av.data) + rest, end)
+        if name in _REPEATS:
+            low, _high, body = av
+            first = _separated_after(list(body.data) + rest, end)
+            return first if low >= 1 else first and _separated_after(rest, end)
+        if name == "BRANCH":
+            return all(_separated_after(list(alt.data) + rest, end) for alt in av[1])
+        return False
+    return end
+
+
+def _separated_before(items: Items, start: bool) -> bool:
+    """Whether a word cannot run on across the position where ``items`` end: the text's character before
+    is never a letter or digit, or there is a \\b (``start``: what holds where ``items`` match nothing)."""
+    for k in range(len(items) - 1, -1, -1):
+        op, av = items[k]
+        name = str(op)
+        before = items[:k]
+        if name == "LITERAL":
+            return _separator(av)
+        if name == "IN":
+            return _only_separators(av)
+        if name == "ASSERT_NOT" and av[0] == -1 and _holds_alnum(av[1].data):
+            return True
+        if name == "AT" and str(av) == "AT_BOUNDARY":
+            return True
+        if name in ("AT", "ASSERT", "ASSERT_NOT"):
+            continue
+        if name == "SUBPATTERN":
+            return not (av[1] or av[2]) and _separated_before(before + list(av[3].data), start)
+        if name == "ATOMIC_GROUP":
+            return _separated_before(before + list(av.data), start)
+        if name in _REPEATS:
+            low, _high, body = av
+            last = _separated_before(before + list(body.data), start)
+            return last if low >= 1 else last and _separated_before(before, start)
+        if name == "BRANCH":
+            return all(_separated_before(before + list(alt.data), start) for alt in av[1])
+        return False
+    return start
+
+
+def _selective(strings: AbstractSet[str]) -> tuple[int, int]:
+    return min(len(s.replace(_BOUNDARY, "")) for s in strings), -len(strings)
+
+
+def _rank(strings: AbstractSet[str]) -> tuple[bool, int, int]:
+    """Conditions of whole words first (the cheapest test), then the most selective."""
+    return all(_whole_words(s) for s in strings if s.isascii()), *_selective(strings)
+
+
+_ALNUM_RUN = re.compile(r"[a-z0-9]+")
+
+
+def _whole_words(s: str) -> list[str]:
+    """The words that ``s`` holds whole (with a \\b or a separator on both sides), in order: wherever ``s``
+    occurs in a text, they are words of the text."""
+    return [m.group() for m in _ALNUM_RUN.finditer(s) if m.start() > 0 and m.end() < len(s)]
+
+
+@dataclass(frozen=True)
+class _Prefilter:
+    """Conditions every match of a twin meets, tested before its scan: for each of ``words``, the text has
+    one of those words; for each of ``strings``, the lowercase text contains one of those strings."""
+
+    words: tuple[frozenset[str], ...] = ()
+    strings: tuple[tuple[str, ...], ...] = ()
+
+
+def _nodes(items: Items) -> Iterable[tuple[Any, Any]]:
+    """Every node of a parsed pattern, nested ones too."""
+    for op, av in items:
+        yield op, av
+        name = str(op)
+        if name == "SUBPATTERN":
+            yield from _nodes(av[3].data)
+        elif name == "ATOMIC_GROUP":
+            yield from _nodes(av.data)
+        elif name in _REPEATS:
+            yield from _nodes(av[2].data)
+        elif name in ("ASSERT", "ASSERT_NOT"):
+            yield from _nodes(av[1].data)
+        elif name == "BRANCH":
+            for alternative in av[1]:
+                yield from _nodes(alternative.data)
+        elif name == "GROUPREF_EXISTS":
+            yield from _nodes(av[1].data)
+            if av[2] is not None:
+                yield from _nodes(av[2].data)
+
+
+def _prefilter(pattern: re.Pattern[str]) -> _Prefilter:
+    """Conditions of a twin, or of a case-sensitive pattern, for ASCII text, that are cheap to test: as
+    sets of whole words (one C call each), else a few strings (an ``in`` test each); a condition met by a
+    one-character string holds in most texts. The strings are lowercased: the text is tested lowercase.
+    A case-insensitive pattern without a twin has none (its letters may fold onto others)."""
+    if pattern.flags & re.IGNORECASE:
+        return _Prefilter()
+    try:
+        parsed = list(_re_parser.parse(pattern.pattern, pattern.flags).data)
+        # The look-arounds that mark a word's edge (``_holds_alnum``) leave out capitals, as a twin has none;
+        # where a case-sensitive pattern's look-around lets a capital through, it gets no prefilter.
+        for op, av in _nodes(parsed):
+            if str(op) == "ASSERT_NOT" and _holds_alnum(av[1].data):
+                members = av[1].data[0][1]
+                if not any(str(o) == "CATEGORY" and str(a) in _WORD_CATEGORIES for o, a in members):
+                    covered = {c for o, a in members if str(o) == "RANGE" for c in range(a[0], a[1] + 1)}
+                    covered |= {a for o, a in members if str(o) == "LITERAL"}
+                    if not all(c in covered for c in range(65, 91)):
+                        return _Prefilter()
+        needs = [frozenset(s.lower() for s in need) for need in _required(parsed)]
+    except Exception:  # an unknown parser shape: no prefilter, the pattern always runs
+        return _Prefilter()
+    words: dict[frozenset[str], None] = {}
+    strings: list[tuple[str, ...]] = []
+    for need in sorted(needs, key=_rank, reverse=True):
+        # A string with a non-ASCII character never occurs in an ASCII text (the only kind tested), so a
+        # condition of such strings only is never met: the empty set of words says so.
+        possible = [s for s in need if s.isascii()]
+        per_string = [_whole_words(s) for s in possible]
+        if all(per_string):
+            # Each string's j-th whole word (from either end): every string has one in the set.
+            k = min((len(w) for w in per_string), default=0)
+            for j in [*range(k), *range(-k, 0)]:
+                words[frozenset(w[j] for w in per_string)] = None
+            if not possible:
+                words[frozenset()] = None
+        elif len(possible) <= 6 and _selective(frozenset(possible) or need)[0] >= 2:
+            strings.append(tuple(sorted({s.replace(_BOUNDARY, "") for s in possible}, key=len, reverse=True)))
+    best = sorted(words, key=lambda w: (min(map(len, w), default=99), -len(w)), reverse=True)
+    return _Prefilter(words=tuple(best[:8]), strings=tuple(strings[:1]))
+
+
+class _Rx:
+    """A compiled pattern, its case-sensitive twin for lowercased ASCII text when there is one, and for ASCII
+    text a prefilter (words or strings every match contains, ``_prefilter``): ``on`` picks the pattern and
+    the string to run it on, or None when the prefilter proves there is no match. Text that is not ASCII
+    always runs the pattern as written. Match positions are the same either way; a match's text is the
+    lowercase one for the twin, so only callers that lowercase it anyway read it."""
+
+    __slots__ = ("fast", "need_strings", "need_words", "slow")
+
+    def __init__(self, slow: re.Pattern[str]) -> None:
+        self.slow = slow
+        self.fast = _lowercase_twin(slow)
+        prefilter = _prefilter(self.fast if self.fast is not None else slow)
+        self.need_words = prefilter.words
+        self.need_strings = prefilter.strings
+
+    def on(self, text: _Text) -> tuple[re.Pattern[str], str] | None:
+        lower = text.lower
+        if lower is None:
+            return self.slow, text.raw
+        words = text.words
+        for need in self.need_words:
+            if need.isdisjoint(words):
+                return None
+        for strings in self.need_strings:
+            if not any(map(lower.__contains__, strings)):
+                return None
+        return (self.fast, lower) if self.fast is not None else (self.slow, text.raw)
+
+    def finditer(self, text: _Text, pos: int = 0, endpos: int = sys.maxsize) -> Iterable[re.Match[str]]:
+        on = self.on(text)
+        return () if on is None else on[0].finditer(on[1], pos, endpos)
+
+    def search(self, text: _Text, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
+        on = self.on(text)
+        return None if on is None else on[0].search(on[1], pos, endpos)
 
 
 def gate_tokens(phrase: str) -> str | None:
@@ -207,9 +707,14 @@ class CompiledRule:
     switched: bool = False  # the rule depends on caretaker or crisis mode
 
 
-# The pseudo-word of the identifier and phone rules' gate: the text has at least 6 digits (never a real word,
-# since words are letters and digits only).
+# Pseudo-words of gates for what a rule needs besides words (never a real word: words are letters and digits
+# only). DIGITS: a number window (a run of at least 6 digits), which the identifier and phone rules look in.
 DIGITS = "#digits"
+AT = "#at"  # an "@": every e-mail address has one
+LINK = "#link"  # a "/" or the word www: every link the URL pattern finds has one
+DISGUISE = "#disguise"  # a letter followed by a look-alike ("sh!t"): every disguised lexicon word has one
+DUPLICATE = "#duplicate"  # ingest flagged the post as a near-duplicate
+IMAGE = "#image"  # an image or GIF is attached
 
 
 @dataclass(frozen=True)
@@ -232,16 +737,30 @@ class _Plan:
         always = tuple(i for i, cr in enumerate(rules) if cr.gate is None)
         return cls(rules, always, {w: tuple(v) for w, v in by_word.items()}, frozenset(by_word))
 
-    def candidates(self, text: _Text) -> Sequence[int]:
+    def candidates(self, text: _Text, ctx: Context) -> Sequence[int]:
+        by_word = self.by_word
         opened = self.words.intersection(text.words)
-        digits = text.many_digits and DIGITS in self.by_word
-        if not opened and not digits:
+        features = []
+        # The number rules look only inside number windows: without one they cannot match.
+        if text.many_digits and DIGITS in by_word and text.number_windows:
+            features.append(DIGITS)
+        if text.has_at and AT in by_word:
+            features.append(AT)
+        if text.maybe_link and LINK in by_word:
+            features.append(LINK)
+        if DISGUISE in by_word and text.disguised:
+            features.append(DISGUISE)
+        if ctx.duplicate and DUPLICATE in by_word:
+            features.append(DUPLICATE)
+        if ctx.media and IMAGE in by_word and any(m.type in ("image", "gif") for m in ctx.media):
+            features.append(IMAGE)
+        if not opened and not features:
             return self.always
         idx = set(self.always)
         for w in opened:
-            idx.update(self.by_word[w])
-        if digits:
-            idx.update(self.by_word[DIGITS])
+            idx.update(by_word[w])
+        for w in features:
+            idx.update(by_word[w])
         return sorted(idx)
 
 
@@ -273,25 +792,37 @@ def _keyword_regex(keywords: Sequence[str]) -> re.Pattern[str]:
     return re.compile(rf"(?<![a-z0-9])(?:{alternation})(?![a-z0-9])", re.IGNORECASE)
 
 
-def _near(keywords: re.Pattern[str], text: _Text, start: int, end: int, window: int) -> bool:
-    return keywords.search(text.raw, max(0, start - window), min(len(text.raw), end + window)) is not None
+def _near(keywords: _Rx, text: _Text, start: int, end: int, window: int) -> bool:
+    return keywords.search(text, max(0, start - window), min(len(text.raw), end + window)) is not None
 
 
 def _regex(d: RegexDetector) -> Find:
     flags = re.IGNORECASE if d.ignore_case else 0
     plain = [p for p in d.patterns if isinstance(p, str)]
-    pattern = re.compile("|".join(f"(?:{p})" for p in plain), flags) if plain else None
-    gated = [
-        (re.compile(p.pattern, flags), frozenset(p.gate)) for p in d.patterns if isinstance(p, GatedPattern)
-    ]
-    keywords = _keyword_regex(d.keywords) if d.keywords else None
-    exclude = re.compile("|".join(f"(?:{p})" for p in d.exclude), re.IGNORECASE) if d.exclude else None
+    pattern = _Rx(re.compile("|".join(f"(?:{p})" for p in plain), flags)) if plain else None
+    gated = [_Rx(re.compile(p.pattern, flags)) for p in d.patterns if isinstance(p, GatedPattern)]
+    # The gated patterns each gate word opens, in the patterns' order: one intersection finds them.
+    opens: dict[str, list[int]] = {}
+    for i, p in enumerate(q for q in d.patterns if isinstance(q, GatedPattern)):
+        for w in dict.fromkeys(p.gate):
+            opens.setdefault(w, []).append(i)
+    gate_words = frozenset(opens)
+    keywords = _Rx(_keyword_regex(d.keywords)) if d.keywords else None
+    exclude = _exclusions(d.exclude)
 
     def find(text: _Text, _ctx: Context) -> list[Hit]:
-        matches = list(pattern.finditer(text.raw)) if pattern is not None else []
-        for rx, gate in gated:
-            if not gate.isdisjoint(text.words):
-                matches.extend(rx.finditer(text.raw))
+        matches: list[re.Match[str]] = []
+        if pattern is not None:
+            matches.extend(pattern.finditer(text))
+        opened = gate_words.intersection(text.words)
+        if opened:
+            order = (
+                opens[next(iter(opened))]
+                if len(opened) == 1
+                else sorted({i for w in opened for i in opens[w]})
+            )
+            for i in order:
+                matches.extend(gated[i].finditer(text))
         if len(matches) > 1:
             matches = sorted({(m.start(), m.end()): m for m in matches}.values(), key=lambda m: m.start())
         hits = []
@@ -300,7 +831,7 @@ def _regex(d: RegexDetector) -> Find:
                 continue
             if keywords is not None and not _near(keywords, text, m.start(), m.end(), d.window):
                 continue
-            if exclude is not None and _excluded(exclude, text.raw, m.start(), m.end()):
+            if exclude is not None and _excluded(exclude, text, m.start(), m.end()):
                 continue
             # A named group "span" marks the part to report and redact (a name, not its "case officer").
             if "span" in m.re.groupindex and m.start("span") >= 0:
@@ -312,9 +843,13 @@ def _regex(d: RegexDetector) -> Find:
     return find
 
 
-def _excluded(exclude: re.Pattern[str], raw: str, start: int, end: int) -> bool:
+def _exclusions(patterns: Sequence[str]) -> _Rx | None:
+    return _Rx(re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)) if patterns else None
+
+
+def _excluded(exclude: _Rx, text: _Text, start: int, end: int) -> bool:
     # A figure of speech excludes a match when the two overlap; look a sentence's width either side.
-    for m in exclude.finditer(raw, max(0, start - 80), min(len(raw), end + 80)):
+    for m in exclude.finditer(text, max(0, start - 80), min(len(text.raw), end + 80)):
         if m.start() < end and start < m.end():
             return True
     return False
@@ -362,12 +897,41 @@ def _in_windows(pattern: re.Pattern[str], text: _Text) -> list[re.Match[str]]:
     return [m for start, end in text.number_windows for m in pattern.finditer(text.raw, start, end)]
 
 
+def _fewest_digits(items: Items) -> int:
+    """The fewest digits any match of a parsed pattern has (a lower bound: what is unsure counts 0)."""
+    total = 0
+    for op, av in items:
+        name = str(op)
+        if name == "LITERAL":
+            total += 48 <= av <= 57
+        elif name == "IN":
+            digits_only = all(
+                (str(o) == "CATEGORY" and str(a) in ("CATEGORY_DIGIT", "CATEGORY_UNI_DIGIT"))
+                or (str(o) == "RANGE" and 48 <= a[0] <= a[1] <= 57)
+                or (str(o) == "LITERAL" and 48 <= a <= 57)
+                for o, a in av
+            )
+            total += digits_only
+        elif name == "SUBPATTERN":
+            total += _fewest_digits(av[3].data)
+        elif name in _REPEATS:
+            total += av[0] * _fewest_digits(av[2].data)
+        elif name == "BRANCH":
+            total += min(_fewest_digits(alternative.data) for alternative in av[1])
+    return total
+
+
 def _identifier(d: IdentifierDetector) -> Find:
     candidates = _IDENTIFIER_CANDIDATES[d.kind]
     valid = _VALIDATORS[d.kind]
-    keywords = _keyword_regex(d.keywords) if d.keywords else None
+    keywords = _Rx(_keyword_regex(d.keywords)) if d.keywords else None
+    # A candidate's digits are joined by at most one separator, so they lie in one run of the windows: a
+    # post whose longest run is shorter has no candidate (a date has 8 digits, an ABN 11).
+    fewest = _fewest_digits(list(_re_parser.parse(candidates.pattern, candidates.flags).data))
 
     def find(text: _Text, _ctx: Context) -> list[Hit]:
+        if text.longest_run < fewest:
+            return []
         hits = []
         for m in _in_windows(candidates, text):
             value = m.group()
@@ -474,23 +1038,25 @@ def _street_address(d: StreetAddressDetector) -> Find:
     return find
 
 
-_DATE = re.compile(
-    r"(?<![\d/.-])(?:0?[1-9]|[12]\d|3[01])([/.-])(?:0?[1-9]|1[0-2])\1(?:19|20)\d{2}(?![\d/-])(?!\.\d)"
-    r"|\b(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\s+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)"
-    r"[a-z]*,?\s+(?:19|20)\d{2}\b",
-    re.IGNORECASE,
+_DATE = _Rx(
+    re.compile(
+        r"(?<![\d/.-])(?:0?[1-9]|[12]\d|3[01])([/.-])(?:0?[1-9]|1[0-2])\1(?:19|20)\d{2}(?![\d/-])(?!\.\d)"
+        r"|\b(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\s+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)"
+        r"[a-z]*,?\s+(?:19|20)\d{2}\b",
+        re.IGNORECASE,
+    )
 )
 
 
 def _date_of_birth(d: DateOfBirthDetector) -> Find:
-    keywords = _keyword_regex(d.keywords)
+    keywords = _Rx(_keyword_regex(d.keywords))
 
     def find(text: _Text, _ctx: Context) -> list[Hit]:
         if not text.has_digit:
             return []
         return [
             Hit(m.start(), m.end())
-            for m in _DATE.finditer(text.raw)
+            for m in _DATE.finditer(text)
             if _near(keywords, text, m.start(), m.end(), d.window)
         ]
 
@@ -507,6 +1073,49 @@ _LEET: dict[str, str] = {
     "t": "[t7]",
     "l": "[l1|]",
 }
+
+
+_F = ord("f")
+_MAY_PRECEDE = frozenset(b" e")
+
+
+def _disguised_shape(text: _Text, shapes: bytes) -> int | None:
+    """Where the first shape of a disguised start is in a lowercase ASCII text (``_disguise_shapes``): no
+    disguised word starts before it; None if there is none. Most texts fail the first test, "a letter
+    followed by a look-alike", a translate and a substring search."""
+    if not text.disguised:
+        return None
+    pairs = text.letters_and_lookalikes
+    mapped = text.ascii_bytes.translate(shapes)
+    # Each letter followed by a look-alike ends a run of letters; the runs in order, the first that starts
+    # with a first letter after a separator (or "!", "|", or the text's start) is the first shape.
+    k = pairs.find(b"ad")
+    while k != -1:
+        start = max(pairs.rfind(b" ", 0, k), pairs.rfind(b"d", 0, k)) + 1
+        if mapped[start] == _F and (start == 0 or mapped[start - 1] in _MAY_PRECEDE):
+            return start
+        k = pairs.find(b"ad", k + 1)
+    return None
+
+
+def _disguise_shapes(first_letters: AbstractSet[str]) -> bytes:
+    """A bytes.translate table for lowercase ASCII text: a first letter of a term -> f, another letter -> a,
+    a look-alike that may precede a word ("!", "|") -> e, the other look-alikes -> d, the other characters
+    a disguised word cannot follow (\\w, "#") -> w, everything else -> space."""
+    table = bytearray(b" " * 256)
+    for c in range(256):
+        ch = chr(c)
+        if ch in first_letters:
+            table[c] = ord("f")
+        elif "a" <= ch <= "z":
+            table[c] = ord("a")
+        elif ch in "!|":
+            table[c] = ord("e")
+        elif ch in "*@$013457":
+            table[c] = ord("d")
+        elif (ch.isascii() and ch.isalnum()) or ch in "_#":
+            table[c] = ord("w")
+    return bytes(table)
 
 
 def _term_words(term: str, *, inflect: bool) -> list[frozenset[str]]:
@@ -561,28 +1170,50 @@ def lexicon_terms(d: LexiconDetector) -> list[str]:
     return terms
 
 
+def _plain_forms(d: LexiconDetector) -> frozenset[str]:
+    terms = lexicon_terms(d)
+    return frozenset(
+        f for t in terms for f in (inflections(t.lower()) if d.inflections else [t.lower()]) if f.isalnum()
+    )
+
+
+def _heads(d: LexiconDetector) -> list[str]:
+    """Every form of every term's first word."""
+    return [
+        w
+        for t in lexicon_terms(d)
+        for w in (inflections(t.split()[0].lower()) if d.inflections else [t.split()[0].lower()])
+    ]
+
+
+def _shapes_apply(d: LexiconDetector) -> bool:
+    """Whether a disguised term must start with one of the letters a-z (so ``_disguise_shapes`` applies)."""
+    return {h[0] for h in _heads(d)} <= set(string.ascii_lowercase)
+
+
 def _lexicon(d: LexiconDetector) -> Find:
     terms = lexicon_terms(d)
     body = "|".join(_term_regex(t, inflect=d.inflections, obfuscate=d.obfuscation) for t in terms)
-    pattern = re.compile(rf"(?<![\w@#*$]){'(?:' + body + ')'}(?![\w*])", re.IGNORECASE)
-    exclude = re.compile("|".join(f"(?:{p})" for p in d.exclude), re.IGNORECASE) if d.exclude else None
-    plain = frozenset(
-        f for t in terms for f in (inflections(t.lower()) if d.inflections else [t.lower()]) if f.isalnum()
-    )
+    pattern = _Rx(re.compile(rf"(?<![\w@#*$]){'(?:' + body + ')'}(?![\w*])", re.IGNORECASE))
+    exclude = _exclusions(d.exclude)
+    plain = _plain_forms(d)
     all_plain = all(t.isalnum() for t in terms)
     # A disguised match starts, on a boundary, with a term's plain first letter, runs on for at least the
     # shortest term's length in letters and look-alikes, and has a look-alike after a few letters.
-    heads = [
-        w
-        for t in terms
-        for w in (inflections(t.split()[0].lower()) if d.inflections else [t.split()[0].lower()])
-    ]
+    heads = _heads(d)
     first_letters = "".join(sorted({re.escape(h[0]) for h in heads}))
     shortest = min(len(h) for h in heads)
+    # The shape of a disguised start in the ASCII text mapped by ``shapes``: a separator (or "!", "|"), a
+    # first letter, letters, then a look-alike. Without it ``disguised`` finds no start; a C translate and
+    # one search with a literal-set prefix tell, instead of the look-around at every character.
+    firsts_of_heads = {h[0] for h in heads}
+    shapes = _disguise_shapes(firsts_of_heads) if _shapes_apply(d) else None
     # Zero-width, so finditer yields every such start, overlapping ones too.
-    disguised = re.compile(
-        rf"(?<![\w@#*$])(?=[{first_letters}](?=[a-z*@$!|013457]{{{shortest - 1}}})[a-z]*[*@$!|013457])",
-        re.IGNORECASE,
+    disguised = _Rx(
+        re.compile(
+            rf"(?<![\w@#*$])(?=[{first_letters}](?=[a-z*@$!|013457]{{{shortest - 1}}})[a-z]*[*@$!|013457])",
+            re.IGNORECASE,
+        )
     )
     # For each term, the words it needs (each as the set of its forms): a term is possible only when every
     # one of its words is in the text, which rules out "can't go on" for a post that merely says "can".
@@ -614,19 +1245,29 @@ def _lexicon(d: LexiconDetector) -> Find:
         if d.obfuscation and all_plain and plain.isdisjoint(text.words):
             if not text.disguise_chars:
                 return []
+            first = 0
+            if shapes is not None and text.lower is not None:
+                shape = _disguised_shape(text, shapes)
+                if shape is None:
+                    return []
+                first = shape
             # No plain form: every match is disguised and starts where ``disguised`` does, so the pattern is
             # tried only there (the leftmost non-overlapping matches, as finditer would find them).
             matches = []
             end = 0
-            for start in disguised.finditer(text.raw):
-                if start.start() >= end and (m := pattern.match(text.raw, start.start())) is not None:
+            on = pattern.on(text)
+            if on is None:
+                return []
+            rx, s = on
+            for start in disguised.finditer(text, first):
+                if start.start() >= end and (m := rx.match(s, start.start())) is not None:
                     matches.append(m)
                     end = m.end()
         else:
-            matches = pattern.finditer(text.raw)
+            matches = pattern.finditer(text)
         hits = []
         for m in matches:
-            if exclude is not None and _excluded(exclude, text.raw, m.start(), m.end()):
+            if exclude is not None and _excluded(exclude, text, m.start(), m.end()):
                 continue
             hits.append(Hit(m.start(), m.end()))
         return hits
@@ -648,10 +1289,14 @@ def _length(d: LengthDetector) -> Find:
     return find
 
 
-_URL = re.compile(
-    r"(?i)\b(?:(https?)://|www\.)([a-z0-9](?:[a-z0-9-]{0,62}\.)*[a-z0-9-]{1,63}\.[a-z]{2,24})(?:[/?#][^\s<>\"']*)?"
-    r"|\b((?:[a-z0-9](?:[a-z0-9-]{0,62})\.)+(?:com|net|org|info|io|ly|co|xyz|au|gl|gd|click|top)"
-    r"(?:\.[a-z]{2})?)/[^\s<>\"']*"
+# The host and scheme are lowercased before use, so the case-sensitive twin's lowercase groups are the same.
+_URL = _Rx(
+    re.compile(
+        r"\b(?:(https?)://|www\.)([a-z0-9](?:[a-z0-9-]{0,62}\.)*[a-z0-9-]{1,63}\.[a-z]{2,24})(?:[/?#][^\s<>\"']*)?"
+        r"|\b((?:[a-z0-9](?:[a-z0-9-]{0,62})\.)+(?:com|net|org|info|io|ly|co|xyz|au|gl|gd|click|top)"
+        r"(?:\.[a-z]{2})?)/[^\s<>\"']*",
+        re.IGNORECASE,
+    )
 )
 
 
@@ -663,7 +1308,7 @@ def _link_domains(d: LinkDomainsDetector) -> Find:
         if not text.maybe_link:
             return []
         hits = []
-        for m in _URL.finditer(text.raw):
+        for m in _URL.finditer(text):
             scheme, host = m.group(1), (m.group(2) or m.group(3) or "").lower()
             if host in shorteners or host.removeprefix("www.") in shorteners:
                 hits.append(Hit(m.start(), m.end(), detail=f"{host} is a link shortener"))
@@ -689,12 +1334,12 @@ def _schedule_window(d: ScheduleWindowDetector) -> Find:
 
 def _required_element(d: RequiredElementDetector) -> Find:
     when = frozenset(d.when_reply_to_labels)
-    elements = [re.compile(p, re.IGNORECASE) for p in d.elements]
+    elements = [_Rx(re.compile(p, re.IGNORECASE)) for p in d.elements]
 
     def find(text: _Text, ctx: Context) -> list[Hit]:
         if not when & ctx.reply_to_labels:
             return []
-        found = sum(1 for e in elements if e.search(text.raw))
+        found = sum(1 for e in elements if e.search(text) is not None)
         if found >= d.min_count:
             return []
         return [Hit(detail=f"it has {found} of the {d.min_count} required")]
@@ -731,15 +1376,15 @@ def _media_alt_text(d: MediaAltTextDetector) -> Find:
 
 
 def _media_document(d: MediaDocumentDetector) -> Find:
-    terms = _keyword_regex(d.terms)
+    terms = _Rx(_keyword_regex(d.terms))
 
     def find(text: _Text, ctx: Context) -> list[Hit]:
         images = [(i, m) for i, m in enumerate(ctx.media) if m.type in ("image", "gif")]
         if not images:
             return []
-        hits = [Hit(m.start(), m.end(), detail="an image is attached") for m in terms.finditer(text.raw)]
+        hits = [Hit(m.start(), m.end(), detail="an image is attached") for m in terms.finditer(text)]
         for i, item in images:
-            if item.alt_text and terms.search(item.alt_text):
+            if item.alt_text and terms.slow.search(item.alt_text):
                 hits.append(Hit(detail=f"media[{i}] alt text describes a document or card"))
         return hits
 
@@ -764,14 +1409,14 @@ def _authorisation(_d: AuthorisationDetector) -> Find:
 
 
 def _embargo(d: EmbargoDetector) -> Find:
-    items = [(_keyword_regex(item.terms), item.until) for item in d.items]
+    items = [(_Rx(_keyword_regex(item.terms)), item.until) for item in d.items]
 
     def find(text: _Text, ctx: Context) -> list[Hit]:
         hits: list[Hit] = []
         for terms, until in items:
             if ctx.now < until:
                 detail = f"embargoed until {until.isoformat()}"
-                hits.extend(Hit(m.start(), m.end(), detail=detail) for m in terms.finditer(text.raw))
+                hits.extend(Hit(m.start(), m.end(), detail=detail) for m in terms.finditer(text))
         return hits
 
     return find
@@ -820,6 +1465,18 @@ def _gate(detector: object) -> frozenset[str] | None:
         words = {DIGITS}  # they only look inside number windows, which need 6 digits
     elif isinstance(detector, StreetAddressDetector):
         words = {w.lower() for w in _STREET_TYPES.split("|")}
+    elif isinstance(detector, EmailDetector):
+        words = {AT}
+    elif isinstance(detector, LinkDomainsDetector):
+        words = {LINK}
+    elif isinstance(detector, RepetitionDetector):
+        words = {DUPLICATE}
+    elif isinstance(detector, MediaDocumentDetector):
+        words = {IMAGE}
+    elif isinstance(detector, LexiconDetector) and detector.obfuscation:
+        # A match is a plain form (a word of the text) or disguised, with a letter before a look-alike.
+        if all(t.isalnum() for t in lexicon_terms(detector)) and _shapes_apply(detector):
+            words = {*_plain_forms(detector), DISGUISE}
     elif isinstance(detector, LexiconDetector) and not detector.obfuscation:
         # Every match of a term contains each of its words (the first and last in some inflected form):
         # gate on the term's least common word, so "can't go on" waits for "can't", not every "go".
@@ -895,7 +1552,7 @@ def evaluate(pack: CompiledPack, text: str, ctx: Context) -> Evaluation:
     identifier_spans: list[tuple[int, int, int]] = []  # (index into findings, start, end)
     plan = pack.inbound_plan if inbound else pack.outbound_plan
     rules = plan.rules
-    for i in plan.candidates(t):
+    for i in plan.candidates(t, ctx):
         cr = rules[i]
         rule = cr.rule
         if cr.switched and not _mode_allows(rule, ctx.active_modes):
@@ -916,22 +1573,33 @@ def evaluate(pack: CompiledPack, text: str, ctx: Context) -> Evaluation:
             if cr.identifier and hit.start is not None and hit.end is not None:
                 identifier_spans.append((len(findings), hit.start, hit.end))
             findings.append(
-                Finding(
-                    rule_id=rule.id,
-                    label=rule.label,
-                    severity=rule.severity,
-                    action=action,
-                    start=hit.start,
-                    end=hit.end,
-                    message=message,
-                    suggestion=rule.suggestion,
-                    source=rule.source,
+                _finding(
+                    {
+                        "rule_id": rule.id,
+                        "label": rule.label,
+                        "severity": rule.severity,
+                        "action": action,
+                        "start": hit.start,
+                        "end": hit.end,
+                        "message": message,
+                        "suggestion": rule.suggestion,
+                        "source": rule.source,
+                    }
                 )
             )
     if len(identifier_spans) > 1:
         findings = _prefer_longest_identifier(findings, identifier_spans)
     findings.sort(key=lambda f: (f.start if f.start is not None else -1, f.rule_id))
     return Evaluation(findings=findings, failed_rules=failed)
+
+
+def _finding(fields: dict[str, Any]) -> Finding:
+    """``Finding(**fields)`` without the frozen dataclass's ``__init__``, which sets each of the nine fields
+    through ``object.__setattr__`` (microseconds per finding): the same fields, so the same equality, hash
+    and repr. Every field must be given (tests compare with the constructor)."""
+    finding = object.__new__(Finding)
+    finding.__dict__.update(fields)
+    return finding
 
 
 def _prefer_longest_identifier(findings: list[Finding], spans: list[tuple[int, int, int]]) -> list[Finding]:
@@ -947,7 +1615,7 @@ def _prefer_longest_identifier(findings: list[Finding], spans: list[tuple[int, i
 # --- inbound screening -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass
 class Screening:
     labels: list[str]
     findings: list[Finding]
@@ -965,6 +1633,17 @@ PRIORITY_OF_RISK: dict[Risk, int] = {"critical": 1, "high": 2, "medium": 3, "low
 
 def screen(pack: CompiledPack, text: str, ctx: Context) -> Screening:
     result = evaluate(pack, text, ctx)
+    if not result.findings:  # most posts: what the general path below gives for no findings
+        return Screening(
+            labels=[],
+            findings=result.findings,
+            risk="low",
+            priority=PRIORITY_OF_RISK["low"],
+            redacted_text=text,
+            crisis=False,
+            failed_rules=result.failed_rules,
+            policy_version=pack.policy_version,
+        )
     labels = sorted({f.label for f in result.findings})
     crisis = bool(CRISIS_LABELS.intersection(labels))
     top = max((SEVERITY_RANK[f.severity] for f in result.findings), default=0)
@@ -1004,7 +1683,7 @@ def redact(text: str, findings: Sequence[Finding], masks: dict[str, str]) -> str
 # --- outbound checks -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass
 class CheckResult:
     decision: Decision
     findings: list[Finding]

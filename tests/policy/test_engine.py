@@ -385,7 +385,9 @@ class TestGates:
         for text in texts:
             got = [(h.start, h.end) for h in cr.find(engine._Text(text), ctx)]
             expected = [
-                m.span() for m in full.finditer(text) if not engine._excluded(exclude, text, *m.span())
+                m.span()
+                for m in full.finditer(text)
+                if not engine._excluded(engine._Rx(exclude), engine._Text(text), *m.span())
             ]
             assert got == expected, text
 
