@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import Table, delete, func, or_, select
 
 from services.routing.decisions import HOLDING
 from services.routing.models import (
@@ -23,6 +24,7 @@ from services.routing.models import (
     SlaPolicy,
 )
 from shared.db.repository import RepositoryBase
+from shared.kafka.outbox import insert_at_commit
 
 
 class DepartmentRepository(RepositoryBase[Department]):
@@ -320,8 +322,29 @@ class AssignmentRepository(RepositoryBase[Assignment]):
         return {rid: int(n) for rid, n in rows if rid is not None}
 
 
+_DECISION: Table = Decision.__table__  # type: ignore[assignment]
+
+
 class DecisionRepository(RepositoryBase[Decision]):
     model = Decision
+
+    def add_at_commit(
+        self, *, id: str, assignment_id: str, kind: str, explanation: dict[str, Any], created_at: datetime
+    ) -> None:
+        """Written when the transaction commits, with its other decisions as one Core executemany: nothing
+        reads a decision back in the transaction that makes it, and an ORM object and a unit-of-work flush
+        per decision cost more than routing the post."""
+        insert_at_commit(
+            self.session,
+            _DECISION,
+            {
+                "id": id,
+                "assignment_id": assignment_id,
+                "kind": kind,
+                "explanation": explanation,
+                "created_at": created_at,
+            },
+        )
 
     async def of_assignment(self, assignment_id: str, *, limit: int) -> Sequence[Decision]:
         stmt = (

@@ -22,7 +22,6 @@ from services.routing import decisions, rules, sla
 from services.routing.models import (
     Approval,
     Assignment,
-    Decision,
     Department,
     PostContext,
     Reply,
@@ -207,8 +206,8 @@ def _event(
 def _decision(
     session: AsyncSession, a: Assignment, kind: str, explanation: dict[str, Any], now: datetime
 ) -> None:
-    session.add(
-        Decision(id=str(uuid7()), assignment_id=a.id, kind=kind, explanation=explanation, created_at=now)
+    DecisionRepository(session).add_at_commit(
+        id=str(uuid7()), assignment_id=a.id, kind=kind, explanation=explanation, created_at=now
     )
 
 

@@ -36,22 +36,34 @@ log = get_logger(__name__)
 
 CORRELATION_HEADER = "correlation_id"
 DIRTY_FLAG = "switchboard.outbox_dirty"
-#: session.info key of the rows waiting for the commit: (insert statement, transaction, row), in emit order.
-PENDING = "switchboard.outbox_pending"
+#: session.info key of the rows waiting for the commit: (table, transaction, row), in the order added.
+PENDING = "switchboard.insert_at_commit"
 
-_Pending = tuple[Insert, SessionTransaction | None, dict[str, Any]]
+_Pending = tuple[Table, SessionTransaction | None, dict[str, Any]]
+_INSERTS: dict[Table, Insert] = {}
+
+
+def insert_at_commit(session: AsyncSession | Session, table: Table, row: dict[str, Any]) -> None:
+    """Insert ``row`` into ``table`` when the session's transaction commits (dropped if the transaction, or
+    the savepoint it was added in, rolls back). At the commit each table's rows go in as one Core
+    executemany, in the order they were added. For rows written in bulk on a hot path that nothing reads
+    back in their own transaction (the outbox; routing's decisions): no ORM object, no unit of work."""
+    sync = session.sync_session if isinstance(session, AsyncSession) else session
+    pending: list[_Pending] | None = sync.info.get(PENDING)
+    if pending is None:
+        pending = sync.info[PENDING] = []
+    pending.append((table, sync.get_nested_transaction() or sync.get_transaction(), row))
 
 
 class OutboxWriter:
     """Adds outbox rows to the caller's transaction; never commits.
 
     Rows wait in the session until its transaction commits, then go in as one executemany per outbox table
-    (``_before_commit``), in the order they were added."""
+    (``insert_at_commit``), in the order they were added."""
 
     def __init__(self, model: type[OutboxMixin]) -> None:
         self.model = model
-        table: Table = model.__table__  # type: ignore[attr-defined]
-        self._insert = insert(table)
+        self.table: Table = model.__table__  # type: ignore[attr-defined]
 
     def add(
         self,
@@ -84,11 +96,6 @@ class OutboxWriter:
         value: bytes,
         headers: dict[str, str],
     ) -> None:
-        sync = session.sync_session if isinstance(session, AsyncSession) else session
-        info = sync.info
-        pending: list[_Pending] | None = info.get(PENDING)
-        if pending is None:
-            pending = info[PENDING] = []
         row = {
             "event_id": event_id,
             "topic": topic,
@@ -97,25 +104,30 @@ class OutboxWriter:
             "headers": headers,
             "created_at": datetime.now(UTC),
         }
-        pending.append((self._insert, sync.get_nested_transaction() or sync.get_transaction(), row))
-        info[DIRTY_FLAG] = True
+        insert_at_commit(session, self.table, row)
+        session.info[DIRTY_FLAG] = True
 
 
 def _insert_pending(session: Session) -> None:
-    """Insert the transaction's outbox rows, one executemany per run of rows for one table (in practice one
-    per commit). Registered first among the commit hooks, so that the audit hook, which locks its chain,
-    runs after it and holds that lock no longer than before."""
+    """Insert the transaction's waiting rows: one executemany per table. Registered first among the commit
+    hooks, so that the audit hook, which locks its chain, runs after it and holds that lock no longer."""
     if session.in_nested_transaction():
         return  # a savepoint committing: its rows wait for the outer commit
     pending: list[_Pending] | None = session.info.pop(PENDING, None)
     if not pending:
         return
+    by_table: dict[Table, list[dict[str, Any]]] = {}
+    for table, _, row in pending:
+        rows = by_table.get(table)
+        if rows is None:
+            rows = by_table[table] = []
+        rows.append(row)
     conn = session.connection()
-    start = 0
-    for i in range(1, len(pending) + 1):
-        if i == len(pending) or pending[i][0] is not pending[start][0]:
-            conn.execute(pending[start][0], [p[2] for p in pending[start:i]])
-            start = i
+    for table, rows in by_table.items():
+        statement = _INSERTS.get(table)
+        if statement is None:
+            statement = _INSERTS[table] = insert(table)
+        conn.execute(statement, rows)
 
 
 def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import TYPE_ANNOTATION_MAP, Database, new_metadata
 from shared.kafka import OutboxMixin
-from shared.kafka.outbox import DIRTY_FLAG, OutboxWriter
+from shared.kafka.outbox import DIRTY_FLAG, OutboxWriter, insert_at_commit
 
 
 class Base(DeclarativeBase):
@@ -91,6 +91,17 @@ class TestOrderOfEmit:
             add(second, s, "3")
             add(first, s, "4")
         assert [r[0] for r in await stored(db)] == ["1", "2", "3", "4"]
+
+    async def test_rows_of_another_table_interleaved_with_events_keep_both_orders(self, db: Database) -> None:
+        writer = OutboxWriter(Outbox)
+        effects = Effect.__table__
+        async with db.transaction() as s:
+            for i in range(3):
+                add(writer, s, f"ev{i}")
+                insert_at_commit(s, effects, {"id": f"effect{i}"})  # type: ignore[arg-type]
+        assert [r[0] for r in await stored(db)] == ["ev0", "ev1", "ev2"]
+        async with db.transaction() as s:
+            assert set((await s.execute(select(Effect.id))).scalars()) == {"effect0", "effect1", "effect2"}
 
     async def test_the_commit_hook_sees_the_dirty_flag_that_wakes_the_relay(self, db: Database) -> None:
         seen: list[bool] = []
