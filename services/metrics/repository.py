@@ -9,11 +9,13 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Float,
+    Row,
     and_,
     case,
     cast,
     delete,
     func,
+    insert,
     literal,
     null,
     or_,
@@ -90,6 +92,9 @@ def _chunks(rows: Sequence[Any]) -> list[Sequence[Any]]:
     return [rows[i : i + CHUNK] for i in range(0, len(rows), CHUNK)]
 
 
+_INSERT_POST_EVENTS = insert(PostEvent.__table__)  # type: ignore[arg-type]
+
+
 class PostEventRepository(RepositoryBase[PostEvent]):
     model = PostEvent
 
@@ -101,15 +106,29 @@ class PostEventRepository(RepositoryBase[PostEvent]):
             )
         return found
 
-    async def timelines(self, post_ids: Sequence[str]) -> list[PostEvent]:
-        """The events of these posts, each post's in timeline order."""
-        out: list[PostEvent] = []
+    async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        """New events (their ids not stored yet) as one Core executemany: no ORM object or unit-of-work
+        flush per event."""
+        if rows:
+            await self.session.execute(_INSERT_POST_EVENTS, list(rows))
+
+    async def timelines(self, post_ids: Sequence[str]) -> list[Row[tuple[str, str, str, datetime, Any]]]:
+        """(post_id, event_id, type, occurred_at, attributes) of these posts' events, each post's in timeline
+        order: the columns a fold reads, not ORM objects."""
+        out: list[Row[tuple[str, str, str, datetime, Any]]] = []
         for chunk in _chunks(post_ids):
-            out += await self.get_all(
-                self.select()
+            result = await self.session.execute(
+                select(
+                    PostEvent.post_id,
+                    PostEvent.event_id,
+                    PostEvent.type,
+                    PostEvent.occurred_at,
+                    PostEvent.attributes,
+                )
                 .where(PostEvent.post_id.in_(chunk))
                 .order_by(PostEvent.post_id, PostEvent.occurred_at, PostEvent.recorded_at, PostEvent.event_id)
             )
+            out += result.all()
         return out
 
     async def timeline(self, post_id: str) -> Sequence[PostEvent]:

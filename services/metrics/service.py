@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.metrics import audit, prometheus
 from services.metrics.facts import T_CREATED, T_RECEIVED, EventRecord, PostFacts, fold, parse_time
-from services.metrics.models import PostEvent, VolumeSpike
+from services.metrics.models import VolumeSpike
 from services.metrics.ops import replay_headers
 from services.metrics.repository import (
     DeadLetterRepository,
@@ -110,14 +110,15 @@ async def record_events(
     spike_emit_window: timedelta = timedelta(hours=2),
 ) -> Recorded:
     """``record_event`` for a consumer batch, in bulk: one read of the events stored before, one insert of
-    the new ones, one read of their posts' timelines, each post's facts refolded once, and multi-row
-    upserts of the facts, labels, departments, dirty rollup days and volume counters.
+    the new ones (a Core executemany), one read of their posts' timelines, each post's facts refolded once,
+    and executemany upserts of the facts, labels, departments, dirty rollup days and volume counters.
 
     ``stored`` is whether any event was new; replayed events change nothing.
     """
     repo = PostEventRepository(session)
     known = await repo.existing_ids({e.envelope.id for e in events})
     new: list[tuple[Envelope[Any], dict[str, Any]]] = []
+    rows: list[dict[str, Any]] = []
     for item in events:
         envelope = item.envelope
         if envelope.id in known:
@@ -125,23 +126,23 @@ async def record_events(
         known.add(envelope.id)
         attributes = attributes_of(envelope.data.model_dump(mode="json"))
         new.append((envelope, attributes))
-        session.add(
-            PostEvent(
-                event_id=envelope.id,
-                post_id=envelope.subject,
-                type=envelope.type,
-                source=envelope.source,
-                occurred_at=_occurred_at(envelope.time, attributes),
-                recorded_at=now,
-                topic=item.topic,
-                partition=item.partition,
-                offset=item.offset,
-                attributes=attributes,
-            )
+        rows.append(
+            {
+                "event_id": envelope.id,
+                "post_id": envelope.subject,
+                "type": envelope.type,
+                "source": envelope.source,
+                "occurred_at": _occurred_at(envelope.time, attributes),
+                "recorded_at": now,
+                "topic": item.topic,
+                "partition": item.partition,
+                "offset": item.offset,
+                "attributes": attributes,
+            }
         )
     if not new:
         return Recorded(stored=False)
-    await session.flush()
+    await repo.insert_many(rows)  # before the timelines are read back below
     facts = await refresh_facts_many(session=session, post_ids={e.subject for e, _ in new})
     volume: dict[tuple[str, str, datetime], int] = defaultdict(int)
     for envelope, attributes in new:

@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, func, or_, select
+from sqlalchemy import Table, delete, func, insert, or_, select
 
 from services.routing.decisions import HOLDING
 from services.routing.models import (
@@ -15,6 +15,7 @@ from services.routing.models import (
     Assignment,
     Decision,
     Department,
+    NewAssignment,
     PostContext,
     Queue,
     Reply,
@@ -201,8 +202,16 @@ class PostContextRepository(RepositoryBase[PostContext]):
         return set((await self.session.execute(stmt)).scalars())
 
 
+_INSERT_ASSIGNMENTS = insert(Assignment.__table__)  # type: ignore[arg-type]
+
+
 class AssignmentRepository(RepositoryBase[Assignment]):
     model = Assignment
+
+    async def insert_new(self, assignments: Sequence[NewAssignment]) -> None:
+        """Rows of assignments routed in this transaction, as one Core executemany (no ORM objects)."""
+        if assignments:
+            await self.session.execute(_INSERT_ASSIGNMENTS, [a.row() for a in assignments])
 
     async def get_by_post_id(self, post_id: str) -> Assignment | None:
         return await self.get_one_or_none(self.select().where(Assignment.post_id == post_id))
