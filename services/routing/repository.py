@@ -186,8 +186,15 @@ class RuleSetRepository(RepositoryBase[RuleSetRow]):
         await self.session.flush()
 
 
+_INSERT_POST_CONTEXTS = insert(PostContext.__table__)  # type: ignore[arg-type]
+
+
 class PostContextRepository(RepositoryBase[PostContext]):
     model = PostContext
+
+    async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            await self.session.execute(_INSERT_POST_CONTEXTS, list(rows))
 
     async def get_many(self, post_ids: Collection[str]) -> dict[str, PostContext]:
         if not post_ids:

@@ -24,7 +24,6 @@ from services.routing.models import (
     Assignment,
     Department,
     NewAssignment,
-    PostContext,
     Reply,
     Responder,
 )
@@ -260,18 +259,22 @@ def resume_clocks(a: Assignment, calendar: sla.Calendar | None, now: datetime) -
 
 async def record_posts_received(*, session: AsyncSession, posts: Sequence[PostReceivedV1]) -> None:
     """Keep each post's receipt time and thread id (SLA clocks start at receipt; continuity follows the
-    thread): one read and one multi-row insert for a whole consumer batch."""
-    known = await PostContextRepository(session).existing({p.post_id for p in posts})
+    thread): one read and one Core executemany for a whole consumer batch."""
+    repo = PostContextRepository(session)
+    known = await repo.existing({p.post_id for p in posts})
+    rows: list[dict[str, Any]] = []
     for post in posts:
         if post.post_id in known:
             continue
         known.add(post.post_id)
-        session.add(
-            PostContext(
-                post_id=post.post_id, received_at=post.received_at, conversation_id=post.conversation_id
-            )
+        rows.append(
+            {
+                "post_id": post.post_id,
+                "received_at": post.received_at,
+                "conversation_id": post.conversation_id,
+            }
         )
-    await session.flush()
+    await repo.insert_many(rows)
 
 
 async def record_post_received(*, session: AsyncSession, post: PostReceivedV1) -> None:
