@@ -248,16 +248,14 @@ class OutboxRelay:
             return len(rows)
 
     async def _fetch(self, session: AsyncSession) -> list[Row[Any]]:
-        m = self.model
-        rows = list(
-            (
-                await session.execute(
-                    select(m.id, m.event_id, m.topic, m.key, m.value, m.headers, m.created_at)
-                    .order_by(m.id)
-                    .limit(self.batch_size)
-                )
-            ).all()
+        # The table's columns, not the mapped class's: a Core select skips the ORM's result machinery.
+        t: Table = self.model.__table__  # type: ignore[attr-defined]
+        result = await session.execute(
+            select(t.c.id, t.c.event_id, t.c.topic, t.c.key, t.c.value, t.c.headers, t.c.created_at)
+            .order_by(t.c.id)
+            .limit(self.batch_size)
         )
+        rows: list[Row[Any]] = [*result]
         OUTBOX_BACKLOG.set(len(rows))
         OUTBOX_OLDEST_AGE.set((datetime.now(UTC) - rows[0].created_at).total_seconds() if rows else 0)
         return rows
@@ -278,9 +276,9 @@ class OutboxRelay:
         # By id AND event id: SQLite reuses the ids of deleted rows once the table is empty, so a relay that
         # deleted by id alone after a slow send could delete another process's new, unpublished rows (fault
         # test F5 lost events that way with two routing processes on one SQLite file).
-        m = self.model
+        t: Table = self.model.__table__  # type: ignore[attr-defined]
         await session.execute(
-            delete(m).where(
-                m.id.in_([row.id for row in rows]), m.event_id.in_([row.event_id for row in rows])
+            delete(t).where(
+                t.c.id.in_([row.id for row in rows]), t.c.event_id.in_([row.event_id for row in rows])
             )
         )
