@@ -149,8 +149,16 @@ def _forget_rolled_back(session: Session, previous_transaction: SessionTransacti
     session.info[PENDING] = [p for p in pending if not _within(p[1], previous_transaction)]
 
 
+def _forget_at_end(session: Session, transaction: SessionTransaction) -> None:
+    """A session's outermost transaction ended (committed, rolled back or closed): nothing waits any more,
+    so rows of a session closed without a commit never reach a later transaction of that session."""
+    if transaction.parent is None:
+        session.info.pop(PENDING, None)
+
+
 event.listen(Session, "before_commit", _insert_pending, insert=True)
 event.listen(Session, "after_soft_rollback", _forget_rolled_back)
+event.listen(Session, "after_transaction_end", _forget_at_end)
 
 
 class OutboxRelay:

@@ -141,3 +141,15 @@ class TestRollback:
                 add(writer, s, "inside-committed")
             add(writer, s, "after")
         assert [r[0] for r in await stored(db)] == ["before", "inside-committed", "after"]
+
+    async def test_rows_of_a_session_closed_without_commit_never_reach_its_next_transaction(
+        self, db: Database
+    ) -> None:
+        writer = OutboxWriter(Outbox)
+        async with db.sessionmaker() as s:
+            await s.begin()
+            add(writer, s, "abandoned")
+            await s.close()
+            async with s.begin():
+                add(writer, s, "kept")
+        assert [r[0] for r in await stored(db)] == ["kept"]
