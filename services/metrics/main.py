@@ -33,11 +33,13 @@ async def _refresh_backlog_gauges(runtime: ServiceRuntime, interval: float) -> N
 
 
 async def _refresh_rollups(runtime: ServiceRuntime, interval: float) -> None:
-    """Recompute stale day rollups; until then queries compute those days live, so numbers never lag."""
+    """Recompute stale day rollups once they settle; until then queries compute those days live, so numbers
+    never lag."""
+    settle = service.RollupSettle()
     while True:
         try:
             async with runtime.database.transaction() as session:
-                done = await service.refresh_rollups(session=session)
+                done = await service.refresh_rollups(session=session, settle=settle)
         except Exception as exc:
             log.warning("rollup_refresh_failed", error_type=type(exc).__name__)
             done = 0

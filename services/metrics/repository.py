@@ -9,11 +9,13 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Float,
+    Row,
     and_,
     case,
     cast,
     delete,
     func,
+    insert,
     literal,
     null,
     or_,
@@ -76,6 +78,19 @@ def _insert(session: AsyncSession, table: Any) -> Any:
     return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
 
 
+#: The consumer's executemany statements, built once per dialect and shape: building an upsert (its
+#: ``excluded`` alias above all) for every batch cost more than running it.
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+
+
+def _cached(session: AsyncSession, key: tuple[Any, ...], build: Any) -> Any:
+    full = (session.get_bind().dialect.name, *key)
+    stmt = _STATEMENTS.get(full)
+    if stmt is None:
+        stmt = _STATEMENTS[full] = build()
+    return stmt
+
+
 async def set_statement_timeout(session: AsyncSession, milliseconds: int) -> None:
     """PostgreSQL cancels a metrics query that runs longer than this (SQLite has no such setting)."""
     if session.get_bind().dialect.name == "postgresql":
@@ -90,6 +105,9 @@ def _chunks(rows: Sequence[Any]) -> list[Sequence[Any]]:
     return [rows[i : i + CHUNK] for i in range(0, len(rows), CHUNK)]
 
 
+_INSERT_POST_EVENTS = insert(PostEvent.__table__)  # type: ignore[arg-type]
+
+
 class PostEventRepository(RepositoryBase[PostEvent]):
     model = PostEvent
 
@@ -101,15 +119,29 @@ class PostEventRepository(RepositoryBase[PostEvent]):
             )
         return found
 
-    async def timelines(self, post_ids: Sequence[str]) -> list[PostEvent]:
-        """The events of these posts, each post's in timeline order."""
-        out: list[PostEvent] = []
+    async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        """New events (their ids not stored yet) as one Core executemany: no ORM object or unit-of-work
+        flush per event."""
+        if rows:
+            await self.session.execute(_INSERT_POST_EVENTS, list(rows))
+
+    async def timelines(self, post_ids: Sequence[str]) -> list[Row[tuple[str, str, str, datetime, Any]]]:
+        """(post_id, event_id, type, occurred_at, attributes) of these posts' events, each post's in timeline
+        order: the columns a fold reads, not ORM objects."""
+        out: list[Row[tuple[str, str, str, datetime, Any]]] = []
         for chunk in _chunks(post_ids):
-            out += await self.get_all(
-                self.select()
+            result = await self.session.execute(
+                select(
+                    PostEvent.post_id,
+                    PostEvent.event_id,
+                    PostEvent.type,
+                    PostEvent.occurred_at,
+                    PostEvent.attributes,
+                )
                 .where(PostEvent.post_id.in_(chunk))
                 .order_by(PostEvent.post_id, PostEvent.occurred_at, PostEvent.recorded_at, PostEvent.event_id)
             )
+            out += result.all()
         return out
 
     async def timeline(self, post_id: str) -> Sequence[PostEvent]:
@@ -138,24 +170,33 @@ class PostFactRepository(RepositoryBase[PostFact]):
         one is compiled again for every row count, which cost more than the database work."""
         if not rows:
             return
-        stmt = _insert(self.session, PostFact.__table__)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[PostFact.post_id],
-            set_={k: stmt.excluded[k] for k in rows[0] if k != "post_id"},
-        )
-        await self.session.execute(stmt, list(rows))
+        keys = tuple(rows[0])
+
+        def build() -> Any:
+            stmt = _insert(self.session, PostFact.__table__)
+            return stmt.on_conflict_do_update(
+                index_elements=[PostFact.post_id],
+                set_={k: stmt.excluded[k] for k in keys if k != "post_id"},
+            )
+
+        await self.session.execute(_cached(self.session, ("facts", keys), build), list(rows))
 
     async def replace_labels_many(self, labels: dict[str, Sequence[str]]) -> None:
         for chunk in _chunks(sorted(labels)):
             await self.session.execute(delete(PostLabel).where(PostLabel.post_id.in_(chunk)))
         rows = [{"post_id": p, "label": lb} for p, lbs in labels.items() for lb in lbs]
         if rows:
-            await self.session.execute(_insert(self.session, PostLabel.__table__), rows)
+            stmt = _cached(self.session, ("labels",), lambda: _insert(self.session, PostLabel.__table__))
+            await self.session.execute(stmt, rows)
 
     async def add_departments_many(self, departments: dict[str, Sequence[str]]) -> None:
         rows = [{"post_id": p, "department": d} for p, ds in departments.items() for d in ds]
         if rows:
-            stmt = _insert(self.session, PostDepartment.__table__).on_conflict_do_nothing()
+            stmt = _cached(
+                self.session,
+                ("departments",),
+                lambda: _insert(self.session, PostDepartment.__table__).on_conflict_do_nothing(),
+            )
             await self.session.execute(stmt, rows)
 
     async def replace_labels(self, post_id: str, labels: Sequence[str]) -> None:
@@ -306,10 +347,13 @@ class RollupRepository(RepositoryBase[TimelinessDay]):
         rows = [{"department": d, "day": day, "version": 1} for d, day in sorted(set(cells))]
         if not rows:
             return
-        stmt = _insert(self.session, TimelinessDayDirty.__table__)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[TimelinessDayDirty.department, TimelinessDayDirty.day],
-            set_={"version": TimelinessDayDirty.version + 1},
+        stmt = _cached(
+            self.session,
+            ("dirty",),
+            lambda: _insert(self.session, TimelinessDayDirty.__table__).on_conflict_do_update(
+                index_elements=[TimelinessDayDirty.department, TimelinessDayDirty.day],
+                set_={"version": TimelinessDayDirty.version + 1},
+            ),
         )
         await self.session.execute(stmt, rows)
 

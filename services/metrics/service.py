@@ -7,6 +7,7 @@ request dependency owns the transaction. Free text never enters this service's t
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.metrics import audit, prometheus
 from services.metrics.facts import T_CREATED, T_RECEIVED, EventRecord, PostFacts, fold, parse_time
-from services.metrics.models import PostEvent, VolumeSpike
+from services.metrics.models import VolumeSpike
 from services.metrics.ops import replay_headers
 from services.metrics.repository import (
     DeadLetterRepository,
@@ -110,14 +111,15 @@ async def record_events(
     spike_emit_window: timedelta = timedelta(hours=2),
 ) -> Recorded:
     """``record_event`` for a consumer batch, in bulk: one read of the events stored before, one insert of
-    the new ones, one read of their posts' timelines, each post's facts refolded once, and multi-row
-    upserts of the facts, labels, departments, dirty rollup days and volume counters.
+    the new ones (a Core executemany), one read of their posts' timelines, each post's facts refolded once,
+    and executemany upserts of the facts, labels, departments, dirty rollup days and volume counters.
 
     ``stored`` is whether any event was new; replayed events change nothing.
     """
     repo = PostEventRepository(session)
     known = await repo.existing_ids({e.envelope.id for e in events})
     new: list[tuple[Envelope[Any], dict[str, Any]]] = []
+    rows: list[dict[str, Any]] = []
     for item in events:
         envelope = item.envelope
         if envelope.id in known:
@@ -125,23 +127,23 @@ async def record_events(
         known.add(envelope.id)
         attributes = attributes_of(envelope.data.model_dump(mode="json"))
         new.append((envelope, attributes))
-        session.add(
-            PostEvent(
-                event_id=envelope.id,
-                post_id=envelope.subject,
-                type=envelope.type,
-                source=envelope.source,
-                occurred_at=_occurred_at(envelope.time, attributes),
-                recorded_at=now,
-                topic=item.topic,
-                partition=item.partition,
-                offset=item.offset,
-                attributes=attributes,
-            )
+        rows.append(
+            {
+                "event_id": envelope.id,
+                "post_id": envelope.subject,
+                "type": envelope.type,
+                "source": envelope.source,
+                "occurred_at": _occurred_at(envelope.time, attributes),
+                "recorded_at": now,
+                "topic": item.topic,
+                "partition": item.partition,
+                "offset": item.offset,
+                "attributes": attributes,
+            }
         )
     if not new:
         return Recorded(stored=False)
-    await session.flush()
+    await repo.insert_many(rows)  # before the timelines are read back below
     facts = await refresh_facts_many(session=session, post_ids={e.subject for e, _ in new})
     volume: dict[tuple[str, str, datetime], int] = defaultdict(int)
     for envelope, attributes in new:
@@ -467,10 +469,52 @@ async def timeliness(
     return sorted(out, key=lambda r: (r["bucket_start"], r["group"] or ""))
 
 
-async def refresh_rollups(*, session: AsyncSession, limit: int = 200, max_rows: int = 1_000_000) -> int:
-    """Recompute up to ``limit`` stale (department, day) rollups; returns how many were recomputed."""
+@dataclass
+class RollupSettle:
+    """When the background pass recomputes a stale rollup cell: once the cell has been quiet for a whole
+    pass (no new mark since the previous pass saw it), or once it has waited ``max_wait`` seconds.
+
+    A recompute reads every post of the cell's day. While posts flow, every consumer batch marks today's
+    cells again, so recomputing them at every pass (2 s) re-read the whole day over and over, and its cost
+    grew with the posts per day; the rollup of a cell marked since was not used anyway (queries compute
+    dirty days live). A cell marked once (a late event about an old day) is recomputed at the next pass.
+    Per process, in memory: a restart only delays a recompute by one pass."""
+
+    max_wait: float = 30.0
+    #: (department, day) -> (the version the last pass saw, when a pass first saw the cell dirty).
+    seen: dict[tuple[str, datetime], tuple[int, float]] = field(default_factory=dict)
+
+    def due(self, department: str, day: datetime, version: int, now: float) -> bool:
+        key = (department, day)
+        prev = self.seen.get(key)
+        if prev is not None and (prev[0] == version or now - prev[1] >= self.max_wait):
+            del self.seen[key]
+            return True
+        self.seen[key] = (version, now if prev is None else prev[1])
+        return False
+
+    def keep_only(self, cells: Collection[tuple[str, datetime]]) -> None:
+        """Forget cells no longer dirty (another replica recomputed them)."""
+        self.seen = {k: v for k, v in self.seen.items() if k in cells}
+
+
+async def refresh_rollups(
+    *,
+    session: AsyncSession,
+    limit: int = 200,
+    max_rows: int = 1_000_000,
+    settle: RollupSettle | None = None,
+    monotonic: float | None = None,
+) -> int:
+    """Recompute up to ``limit`` stale (department, day) rollups; returns how many were recomputed. With
+    ``settle`` (the background pass), only the cells it says are due; without, every stale cell read."""
     rollups = RollupRepository(session)
     cells = await rollups.dirty_cells(limit)
+    if settle is not None:
+        now = time.monotonic() if monotonic is None else monotonic
+        if len(cells) < limit:
+            settle.keep_only({(d, day) for d, day, _ in cells})
+        cells = [c for c in cells if settle.due(c[0], c[1], c[2], now)]
     for department, day, version in cells:
         if department == NO_DEPARTMENT:
             # Posts without a department match no department filter: read them with the unfiltered query.

@@ -1,15 +1,25 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, insert, select
 
 from services.policy.models import Check, ModeChange, PolicyActivation, PolicyPackVersion, Screening
 from shared.db.repository import RepositoryBase
 
+_SCREENING: Table = Screening.__table__  # type: ignore[assignment]
+_INSERT_SCREENINGS = insert(_SCREENING)
+
 
 class ScreeningRepository(RepositoryBase[Screening]):
     model = Screening
+
+    async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        """A consumer batch's screenings as one Core executemany (keys: the table's columns): no ORM object
+        or unit-of-work flush per row; nothing reads them back in the same transaction."""
+        if rows:
+            await self.session.execute(_INSERT_SCREENINGS, list(rows))
 
     async def get_by_post_id(self, post_id: str) -> Screening | None:
         return await self.get_one_or_none(self.select().where(Screening.post_id == post_id))

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.policy import audit, engine
-from services.policy.models import Check, ModeChange, PolicyActivation, PolicyPackVersion, Screening
+from services.policy.models import Check, ModeChange, PolicyActivation, PolicyPackVersion
 from services.policy.pack import PolicyPack, parse_pack
 from services.policy.repository import (
     ActivationRepository,
@@ -155,23 +156,25 @@ async def screen_posts(
     *, session: AsyncSession, posts: Sequence[PostReceivedV1], now: datetime
 ) -> list[Envelope[PostScreenedV1] | None]:
     """Screen a consumer batch: one query for the posts screened before (None for those, and for a post
-    that appears twice), one multi-row insert of the new screenings; the event to emit for each post."""
+    that appears twice), one Core executemany of the new screenings; the event to emit for each post."""
     repo = ScreeningRepository(session)
     done = await repo.screened_post_ids({p.post_id for p in posts})
     out: list[Envelope[PostScreenedV1] | None] = []
+    rows: list[dict[str, Any]] = []
     for post in posts:
         if post.post_id in done:
             out.append(None)
             continue
         done.add(post.post_id)
-        out.append(await _screen(session, repo, post, now))
-    await session.flush()
+        out.append(await _screen(session, rows, post, now))
+    await repo.insert_many(rows)
     return out
 
 
 async def _screen(
-    session: AsyncSession, repo: ScreeningRepository, post: PostReceivedV1, now: datetime
+    session: AsyncSession, rows: list[dict[str, Any]], post: PostReceivedV1, now: datetime
 ) -> Envelope[PostScreenedV1]:
+    """Screen one post: its screening row is appended to ``rows`` (inserted by the caller), and its event."""
     pack = await active_pack(session)
     modes = await active_modes(session, jurisdiction=pack.pack.jurisdiction, now=now)
     ctx = engine.Context(
@@ -199,24 +202,26 @@ async def _screen(
         }
         for f in result.findings[:500]
     ]
-    screening = Screening(
-        id=str(uuid7()),
-        post_id=post.post_id,
-        policy_version=result.policy_version,
-        labels=result.labels,
-        findings=findings,
-        risk=result.risk,
-        priority=result.priority,
-        redacted_text=result.redacted_text,
-        failed_rules=result.failed_rules,
-        screened_at=now,
+    screening_id = str(uuid7())
+    rows.append(
+        {
+            "id": screening_id,
+            "post_id": post.post_id,
+            "policy_version": result.policy_version,
+            "labels": result.labels,
+            "findings": findings,
+            "risk": result.risk,
+            "priority": result.priority,
+            "redacted_text": result.redacted_text,
+            "failed_rules": result.failed_rules,
+            "screened_at": now,
+        }
     )
-    await repo.add(screening, flush=False)
     if result.failed_rules:
         log.warning("rules_failed", post_id=post.post_id, rules=result.failed_rules)
     event = PostScreenedV1(
         post_id=post.post_id,
-        screening_id=screening.id,
+        screening_id=screening_id,
         policy_version=result.policy_version,
         labels=result.labels,
         findings=[ScreeningFinding(**f) for f in findings],

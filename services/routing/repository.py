@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import Table, delete, func, insert, or_, select
 
 from services.routing.decisions import HOLDING
 from services.routing.models import (
@@ -14,6 +15,7 @@ from services.routing.models import (
     Assignment,
     Decision,
     Department,
+    NewAssignment,
     PostContext,
     Queue,
     Reply,
@@ -23,6 +25,7 @@ from services.routing.models import (
     SlaPolicy,
 )
 from shared.db.repository import RepositoryBase
+from shared.kafka.outbox import insert_at_commit
 
 
 class DepartmentRepository(RepositoryBase[Department]):
@@ -183,8 +186,15 @@ class RuleSetRepository(RepositoryBase[RuleSetRow]):
         await self.session.flush()
 
 
+_INSERT_POST_CONTEXTS = insert(PostContext.__table__)  # type: ignore[arg-type]
+
+
 class PostContextRepository(RepositoryBase[PostContext]):
     model = PostContext
+
+    async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            await self.session.execute(_INSERT_POST_CONTEXTS, list(rows))
 
     async def get_many(self, post_ids: Collection[str]) -> dict[str, PostContext]:
         if not post_ids:
@@ -199,8 +209,16 @@ class PostContextRepository(RepositoryBase[PostContext]):
         return set((await self.session.execute(stmt)).scalars())
 
 
+_INSERT_ASSIGNMENTS = insert(Assignment.__table__)  # type: ignore[arg-type]
+
+
 class AssignmentRepository(RepositoryBase[Assignment]):
     model = Assignment
+
+    async def insert_new(self, assignments: Sequence[NewAssignment]) -> None:
+        """Rows of assignments routed in this transaction, as one Core executemany (no ORM objects)."""
+        if assignments:
+            await self.session.execute(_INSERT_ASSIGNMENTS, [a.row() for a in assignments])
 
     async def get_by_post_id(self, post_id: str) -> Assignment | None:
         return await self.get_one_or_none(self.select().where(Assignment.post_id == post_id))
@@ -320,8 +338,29 @@ class AssignmentRepository(RepositoryBase[Assignment]):
         return {rid: int(n) for rid, n in rows if rid is not None}
 
 
+_DECISION: Table = Decision.__table__  # type: ignore[assignment]
+
+
 class DecisionRepository(RepositoryBase[Decision]):
     model = Decision
+
+    def add_at_commit(
+        self, *, id: str, assignment_id: str, kind: str, explanation: dict[str, Any], created_at: datetime
+    ) -> None:
+        """Written when the transaction commits, with its other decisions as one Core executemany: nothing
+        reads a decision back in the transaction that makes it, and an ORM object and a unit-of-work flush
+        per decision cost more than routing the post."""
+        insert_at_commit(
+            self.session,
+            _DECISION,
+            {
+                "id": id,
+                "assignment_id": assignment_id,
+                "kind": kind,
+                "explanation": explanation,
+                "created_at": created_at,
+            },
+        )
 
     async def of_assignment(self, assignment_id: str, *, limit: int) -> Sequence[Decision]:
         stmt = (

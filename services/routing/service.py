@@ -22,9 +22,8 @@ from services.routing import decisions, rules, sla
 from services.routing.models import (
     Approval,
     Assignment,
-    Decision,
     Department,
-    PostContext,
+    NewAssignment,
     Reply,
     Responder,
 )
@@ -67,6 +66,8 @@ from shared.ids import uuid7
 SOURCE = "/switchboard/routing"
 OPEN = frozenset({"waiting", "offered", "assigned", "awaiting_public"})
 Events = list[Envelope[Any]]
+#: A stored assignment, or one routed in this batch whose row is inserted after the batch's drain.
+AnyAssignment = Assignment | NewAssignment
 E = TypeVar("E", bound=_AssignmentEvent)
 
 
@@ -183,7 +184,7 @@ async def active_ruleset(session: AsyncSession, config: RoutingConfig) -> rules.
 
 
 def _event(
-    cls: type[E], a: Assignment, *, now: datetime, calendar: sla.Calendar | None, **extra: Any
+    cls: type[E], a: AnyAssignment, *, now: datetime, calendar: sla.Calendar | None, **extra: Any
 ) -> Envelope[E]:
     business = None
     if a.post_received_at is not None:
@@ -205,10 +206,10 @@ def _event(
 
 
 def _decision(
-    session: AsyncSession, a: Assignment, kind: str, explanation: dict[str, Any], now: datetime
+    session: AsyncSession, a: AnyAssignment, kind: str, explanation: dict[str, Any], now: datetime
 ) -> None:
-    session.add(
-        Decision(id=str(uuid7()), assignment_id=a.id, kind=kind, explanation=explanation, created_at=now)
+    DecisionRepository(session).add_at_commit(
+        id=str(uuid7()), assignment_id=a.id, kind=kind, explanation=explanation, created_at=now
     )
 
 
@@ -219,13 +220,15 @@ async def _calendars(session: AsyncSession, departments: Iterable[str]) -> dict[
 # --- SLA clocks on an assignment ---
 
 
-def _target(a: Assignment, prefix: str) -> sla.Target:
+def _target(a: AnyAssignment, prefix: str) -> sla.Target:
     return sla.Target(
         getattr(a, f"{prefix}_total"), getattr(a, f"{prefix}_consumed"), getattr(a, f"{prefix}_running_since")
     )
 
 
-def _store(a: Assignment, prefix: str, t: sla.Target, calendar: sla.Calendar | None, now: datetime) -> None:
+def _store(
+    a: AnyAssignment, prefix: str, t: sla.Target, calendar: sla.Calendar | None, now: datetime
+) -> None:
     setattr(a, f"{prefix}_consumed", t.consumed_seconds)
     setattr(a, f"{prefix}_running_since", t.running_since)
     cal = calendar if a.sla_clock == "business" else None
@@ -256,18 +259,22 @@ def resume_clocks(a: Assignment, calendar: sla.Calendar | None, now: datetime) -
 
 async def record_posts_received(*, session: AsyncSession, posts: Sequence[PostReceivedV1]) -> None:
     """Keep each post's receipt time and thread id (SLA clocks start at receipt; continuity follows the
-    thread): one read and one multi-row insert for a whole consumer batch."""
-    known = await PostContextRepository(session).existing({p.post_id for p in posts})
+    thread): one read and one Core executemany for a whole consumer batch."""
+    repo = PostContextRepository(session)
+    known = await repo.existing({p.post_id for p in posts})
+    rows: list[dict[str, Any]] = []
     for post in posts:
         if post.post_id in known:
             continue
         known.add(post.post_id)
-        session.add(
-            PostContext(
-                post_id=post.post_id, received_at=post.received_at, conversation_id=post.conversation_id
-            )
+        rows.append(
+            {
+                "post_id": post.post_id,
+                "received_at": post.received_at,
+                "conversation_id": post.conversation_id,
+            }
         )
-    await session.flush()
+    await repo.insert_many(rows)
 
 
 async def record_post_received(*, session: AsyncSession, post: PostReceivedV1) -> None:
@@ -285,7 +292,7 @@ async def assign_post(
 class _Routed:
     """A post routed in this batch whose assignment.created waits for the batch's queue drain."""
 
-    assignment: Assignment
+    assignment: NewAssignment
     post: PostScreenedV1
     calendar: sla.Calendar | None
     policy_name: str
@@ -298,13 +305,14 @@ async def assign_posts(
 
     Idempotent: a post that already has an assignment (or appears twice) yields no events. The state is read
     in bulk (existing assignments, receipts, assignments awaiting the public's answer: one query each), the
-    new assignments are inserted together, and the departments' queues are drained once for the whole
-    batch, not once per post. Each routed post's ``assignment.created`` (with its status after the drain)
-    comes before the drain's offers, so a post's events keep their order.
+    departments' queues are drained once for the whole batch, not once per post, and the new assignments are
+    inserted after that drain, with their final status, as one Core executemany. Each routed post's
+    ``assignment.created`` (with its status after the drain) comes before the drain's offers, so a post's
+    events keep their order.
     """
     repo = AssignmentRepository(session)
     ids = {p.post_id for p in posts} | {p.duplicate_of for p in posts if p.duplicate_of}
-    by_post = await repo.by_post_ids(ids)
+    by_post: dict[str, AnyAssignment] = dict(await repo.by_post_ids(ids))
     contexts = await PostContextRepository(session).get_many({p.post_id for p in posts})
     authors = {p.author_ref for p in posts}
     conversations = {c.conversation_id for c in contexts.values() if c.conversation_id}
@@ -350,7 +358,8 @@ async def assign_posts(
         out.append([])  # filled after the drain
     if not routed:
         return out
-    await session.flush()
+    # The routed posts' rows do not exist yet: the drain takes them from ``explain`` (it reads only older
+    # waiting posts from the table), may offer them, and then they are inserted with their final values.
     drained = await drain(
         session=session,
         departments={r.assignment.department for r in routed},
@@ -358,6 +367,7 @@ async def assign_posts(
         now=now,
         explain=[r.assignment for r in routed],
     )
+    await repo.insert_new([r.assignment for r in routed])
     created: dict[str, Envelope[Any]] = {}
     for r in routed:
         a = r.assignment
@@ -406,7 +416,7 @@ async def _route(
     config: RoutingConfig,
     now: datetime,
 ) -> _Routed:
-    """Evaluate the rules and add the post's waiting assignment (not flushed, not yet drained)."""
+    """Evaluate the rules and make the post's waiting assignment (not inserted, not yet drained)."""
     ruleset = await active_ruleset(session, config)
     match = ruleset.evaluate(facts)
     target = match.target
@@ -421,7 +431,7 @@ async def _route(
     crisis = match.rule_id == "builtin.crisis"
     calendar = calendar_of(dept)
     clock = "wall" if crisis or policy.clock == "wall" or calendar is None else "business"
-    a = Assignment(
+    a = NewAssignment(
         id=str(uuid7()),
         post_id=post.post_id,
         department=target.department,
@@ -440,18 +450,29 @@ async def _route(
         labels=list(post.labels)[:200],
         required_skills=sorted(target.required_skills | queue_skills),
         declined_by=[],
+        grouped_with=None,
         post_received_at=received_at,
         waiting_since=now,
+        offer_expires_at=None,
+        outcome=None,
+        resolved_at=None,
         sla_policy=policy_name,
         sla_clock=clock,
         warning_fraction=policy.warning_fraction,
         breach_action=policy.breach_action,
         fr_total=float(policy.first_response_seconds),
         fr_consumed=0.0,
-        rs_total=float(policy.resolve_seconds),
-        rs_consumed=0.0,
+        fr_running_since=None,
+        fr_met_at=None,
+        fr_due_at=None,
+        fr_warn_at=None,
         fr_warned=False,
         fr_breached=False,
+        rs_total=float(policy.resolve_seconds),
+        rs_consumed=0.0,
+        rs_running_since=None,
+        rs_due_at=None,
+        rs_warn_at=None,
         rs_warned=False,
         rs_breached=False,
         updated_at=now,
@@ -459,7 +480,6 @@ async def _route(
     # Both clocks start when the post reached us, not when it reached routing.
     for p in ("fr", "rs"):
         _store(a, p, sla.Target(getattr(a, f"{p}_total"), 0.0, received_at), calendar, now)
-    session.add(a)
     explanation = {
         "rule": match.explain(),
         "sla": {"policy": policy_name, "clock": clock, "calendar": dept is not None},
@@ -472,7 +492,7 @@ async def _route(
 async def _group(
     session: AsyncSession,
     post: PostScreenedV1,
-    parent: Assignment,
+    parent: AnyAssignment,
     facts: rules.PostFacts,
     received_at: datetime,
     conversation: str | None,
@@ -577,7 +597,7 @@ async def candidates_for(
     return out, {r.id: r for r in responders}
 
 
-def need_of(a: Assignment, continuity: dict[str, set[str]]) -> decisions.Need:
+def need_of(a: AnyAssignment, continuity: dict[str, set[str]]) -> decisions.Need:
     preferred = set(continuity.get(a.author_ref, ()))
     if a.conversation_id:
         preferred |= continuity.get(a.conversation_id, set())
@@ -596,7 +616,7 @@ async def drain(
     departments: Collection[str],
     config: RoutingConfig,
     now: datetime,
-    explain: Sequence[Assignment] = (),
+    explain: Sequence[AnyAssignment] = (),
 ) -> Events:
     """Offer the departments' waiting posts, in priority-then-age order, to whoever has spare capacity.
 
@@ -609,7 +629,9 @@ async def drain(
     candidates, responders = await candidates_for(session, depts, lock=True)
     spare = any(c.status == "available" and c.load < c.capacity for c in candidates)
     # Under load every responder is usually full: then the queue cannot move and reading its head is waste.
-    waiting = list(await repo.lock_waiting(depts, limit=config.drain_batch_size)) if spare else []
+    waiting: list[AnyAssignment] = (
+        list(await repo.lock_waiting(depts, limit=config.drain_batch_size)) if spare else []
+    )
     listed = {w.id for w in waiting}
     waiting += [a for a in explain if a.id not in listed]
     if not waiting:

@@ -197,3 +197,53 @@ class TestDayRollups:
             await service.refresh_rollups(session=session)
         fast, live = await both(None)
         assert fast == live
+
+
+class TestRollupSettle:
+    """The background pass recomputes a stale cell once it is quiet for a pass or has waited max_wait."""
+
+    async def _pass(self, db, settle, at: float) -> int:
+        async with db.transaction() as session:
+            return await service.refresh_rollups(session=session, settle=settle, monotonic=at)
+
+    async def _mark(self, db, post: str, received_at: datetime) -> None:
+        await feed(db, [b.received(post, received_at)])
+
+    async def test_a_cell_marked_once_waits_one_pass_then_is_recomputed(self, metrics_db):
+        settle = service.RollupSettle(max_wait=30)
+        await self._mark(metrics_db, "once", FRI_1600)
+        assert await self._pass(metrics_db, settle, 0.0) == 0  # first seen: wait a pass
+        assert await self._pass(metrics_db, settle, 2.0) == 1  # quiet since: recomputed
+        assert await self._pass(metrics_db, settle, 4.0) == 0  # nothing stale any more
+        assert settle.seen == {}
+
+    async def test_a_cell_marked_at_every_pass_is_recomputed_after_max_wait_only(self, metrics_db):
+        settle = service.RollupSettle(max_wait=30)
+        done = []
+        for i, at in enumerate((0.0, 2.0, 4.0, 29.0, 31.0)):
+            await self._mark(metrics_db, f"busy{i}", FRI_1600)  # a new post of that day before each pass
+            done.append(await self._pass(metrics_db, settle, at))
+        assert done == [0, 0, 0, 0, 1]
+        # ... and the recomputed rollup is exact: it equals the live answer for that day
+        day = datetime(FRI_1600.year, FRI_1600.month, FRI_1600.day, tzinfo=UTC)
+        async with metrics_db.transaction() as session:
+            window = {"start": day, "end": day + timedelta(days=1), "group_by": "department"}
+            fast = await service.timeliness(
+                session=session, departments=None, interval=Interval.DAY, max_rows=1000, **window
+            )
+            live = await service.timeliness(
+                session=session,
+                departments=None,
+                interval=Interval.DAY,
+                max_rows=1000,
+                use_rollups=False,
+                **window,
+            )
+        assert fast == live
+        assert fast[0]["posts"] == 5
+
+    async def test_without_settle_every_stale_cell_is_recomputed_at_once(self, metrics_db):
+        await self._mark(metrics_db, "p1", FRI_1600)
+        await self._mark(metrics_db, "p2", FRI_1600 - timedelta(days=1))
+        async with metrics_db.transaction() as session:
+            assert await service.refresh_rollups(session=session) == 2
