@@ -13,13 +13,15 @@ router = EventRouter()
 
 @router.on_batch(PostReceivedV1)
 async def on_posts_received(batch: list[tuple[HandlerContext, Envelope[Any]]]) -> None:
-    # The whole consumer batch at once: one read of what was screened before, one insert. A post whose
-    # per-item phase fails is left out (each_item): the runner retries it alone, then dead-letters it.
-    posts = each_item(batch, lambda _ctx, e: e.data)
-    if not posts:
-        return
+    # The whole consumer batch at once: the pack and modes read once, each post screened inside each_item (a
+    # post whose screening raises is left out; the runner retries it alone, then dead-letters it), then one
+    # read of what was screened before and one insert.
     first = batch[0][0]
-    screened = await service.screen_posts(session=first.session, posts=[p for _, p in posts], now=first.now)
-    for (ctx, _), event in zip(posts, screened, strict=True):
+    inputs = await service.screening_inputs(session=first.session, now=first.now)
+    screened = each_item(batch, lambda _ctx, e: service.screen_one(inputs, e.data))
+    if not screened:
+        return
+    events = await service.store_screenings(session=first.session, screened=[s for _, s in screened])
+    for (ctx, _), event in zip(screened, events, strict=True):
         if event is not None:
             ctx.emit(event)

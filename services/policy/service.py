@@ -145,38 +145,55 @@ async def active_modes(session: AsyncSession, *, jurisdiction: str, now: datetim
 # --- inbound -----------------------------------------------------------------------------------------------
 
 
-async def screen_post(
-    *, session: AsyncSession, post: PostReceivedV1, now: datetime
-) -> Envelope[PostScreenedV1] | None:
-    """Store the screening of ``post``; returns the event to emit, or None if it was screened before."""
-    return (await screen_posts(session=session, posts=[post], now=now))[0]
+@dataclass(frozen=True)
+class ScreeningInputs:
+    """What screening a batch needs from the database, read once per batch: the active pack and modes."""
+
+    pack: engine.CompiledPack
+    modes: frozenset[str]
+    now: datetime
 
 
-async def screen_posts(
-    *, session: AsyncSession, posts: Sequence[PostReceivedV1], now: datetime
+@dataclass(frozen=True)
+class Screened:
+    """One post's screening, not yet stored: its row and the event to emit once it is."""
+
+    post_id: str
+    row: dict[str, Any]
+    event: Envelope[PostScreenedV1]
+
+
+async def screening_inputs(*, session: AsyncSession, now: datetime) -> ScreeningInputs:
+    pack = await active_pack(session)
+    modes = await active_modes(session, jurisdiction=pack.pack.jurisdiction, now=now)
+    return ScreeningInputs(pack=pack, modes=modes, now=now)
+
+
+async def store_screenings(
+    *, session: AsyncSession, screened: Sequence[Screened]
 ) -> list[Envelope[PostScreenedV1] | None]:
-    """Screen a consumer batch: one query for the posts screened before (None for those, and for a post
-    that appears twice), one Core executemany of the new screenings; the event to emit for each post."""
+    """Store a consumer batch's screenings: one query for the posts screened before (None for those, and for
+    a post that appears twice), one Core executemany of the new rows; the event to emit for each."""
     repo = ScreeningRepository(session)
-    done = await repo.screened_post_ids({p.post_id for p in posts})
+    done = await repo.screened_post_ids({s.post_id for s in screened})
     out: list[Envelope[PostScreenedV1] | None] = []
     rows: list[dict[str, Any]] = []
-    for post in posts:
-        if post.post_id in done:
+    for s in screened:
+        if s.post_id in done:
             out.append(None)
             continue
-        done.add(post.post_id)
-        out.append(await _screen(session, rows, post, now))
+        done.add(s.post_id)
+        rows.append(s.row)
+        out.append(s.event)
     await repo.insert_many(rows)
     return out
 
 
-async def _screen(
-    session: AsyncSession, rows: list[dict[str, Any]], post: PostReceivedV1, now: datetime
-) -> Envelope[PostScreenedV1]:
-    """Screen one post: its screening row is appended to ``rows`` (inserted by the caller), and its event."""
-    pack = await active_pack(session)
-    modes = await active_modes(session, jurisdiction=pack.pack.jurisdiction, now=now)
+def screen_one(inputs: ScreeningInputs, post: PostReceivedV1) -> Screened:
+    """Screen one post (pure: no I/O): the row to store and the event to emit. A consumer batch runs this per
+    post inside ``each_item``, so a post whose screening raises is retried alone and dead-lettered, and the
+    rest of the batch is stored."""
+    now = inputs.now
     ctx = engine.Context(
         direction="inbound",
         now=now,
@@ -187,10 +204,10 @@ async def _screen(
             for m in post.media
             if m.type in ("image", "gif", "video", "audio")
         ],
-        active_modes=modes,
+        active_modes=inputs.modes,
         duplicate=post.duplicate_of is not None,
     )
-    result = engine.screen(pack, post.text, ctx)
+    result = engine.screen(inputs.pack, post.text, ctx)
     findings = [
         {
             "rule_id": f.rule_id,
@@ -203,20 +220,18 @@ async def _screen(
         for f in result.findings[:500]
     ]
     screening_id = str(uuid7())
-    rows.append(
-        {
-            "id": screening_id,
-            "post_id": post.post_id,
-            "policy_version": result.policy_version,
-            "labels": result.labels,
-            "findings": findings,
-            "risk": result.risk,
-            "priority": result.priority,
-            "redacted_text": result.redacted_text,
-            "failed_rules": result.failed_rules,
-            "screened_at": now,
-        }
-    )
+    row = {
+        "id": screening_id,
+        "post_id": post.post_id,
+        "policy_version": result.policy_version,
+        "labels": result.labels,
+        "findings": findings,
+        "risk": result.risk,
+        "priority": result.priority,
+        "redacted_text": result.redacted_text,
+        "failed_rules": result.failed_rules,
+        "screened_at": now,
+    }
     if result.failed_rules:
         log.warning("rules_failed", post_id=post.post_id, rules=result.failed_rules)
     event = PostScreenedV1(
@@ -237,7 +252,7 @@ async def _screen(
         duplicate_of=post.duplicate_of,
         screened_at=now,
     )
-    return new_event(event, source=SOURCE, time=now)
+    return Screened(post_id=post.post_id, row=row, event=new_event(event, source=SOURCE, time=now))
 
 
 # --- outbound ----------------------------------------------------------------------------------------------
