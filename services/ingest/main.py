@@ -6,15 +6,19 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from services.ingest import endpoints
 from services.ingest.config import IngestSettings
 from services.ingest.group_commit import GroupCommitter
+from services.ingest.hot_routes import HotPostRoutes
 from services.ingest.models import Inbox, Outbox
 from services.ingest.normalise.language import warm_up
+from shared.http import add_inner_middleware
 from shared.runtime import ServiceRuntime, build_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+HOT_PATHS = frozenset({"/v1/posts", "/v1/posts:batch"})
 
 
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
@@ -32,6 +36,12 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         description="Accepts posts from agency systems and platform webhooks, normalises each into one "
         "canonical post, stores it once and publishes posts.received.v1.",
         routers=[endpoints.router, endpoints.webhooks],
+    )
+    # The two posting routes' successful requests skip FastAPI's routing and dependency solving.
+    add_inner_middleware(
+        app,
+        HotPostRoutes,
+        routes=[r for r in endpoints.router.routes if isinstance(r, APIRoute) and r.path in HOT_PATHS],
     )
     runtime_lifespan = app.router.lifespan_context
 
