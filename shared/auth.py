@@ -140,11 +140,15 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
+#: Scope key of the principal once ``authenticated`` has run for the request.
+PRINCIPAL_SCOPE_KEY = "switchboard.principal"
+
+
 async def authenticated(request: Request) -> Principal:
     """The request's principal: the bearer token verified and the principal's rate budget charged, once per
-    request (a role gate and a router-level dependency may both ask)."""
-    state = request.state
-    principal: Principal | None = getattr(state, "principal", None)
+    request (a role gate and a router-level dependency may both ask); also ``request.state.principal``."""
+    scope = request.scope
+    principal: Principal | None = scope.get(PRINCIPAL_SCOPE_KEY)
     if principal is not None:
         return principal
     verifier: TokenVerifier = request.app.state.token_verifier
@@ -156,7 +160,8 @@ async def authenticated(request: Request) -> Principal:
             raise TooManyRequests(
                 f"Too many requests from this principal; retry in {wait} s.", retry_after=wait
             )
-    state.principal = principal
+    scope[PRINCIPAL_SCOPE_KEY] = principal
+    request.state.principal = principal
     return principal
 
 

@@ -139,7 +139,8 @@ class HotPostRoutes:
             await self._fastapi(scope, receive, send, messages)
             return
         try:
-            payload = json.loads(body)  # what FastAPI's Request.json() does
+            # What FastAPI's Request.json() does (not orjson: it reads integers beyond 64 bits as floats).
+            payload = json.loads(body)
         except ValueError:
             await self._fastapi(scope, receive, send, messages)
             return
