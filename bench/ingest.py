@@ -173,6 +173,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--batch", type=int, default=100, help="posts per batch request")
+    parser.add_argument(
+        "--sizes", type=int, action="append", help="posts per request (repeatable; default: 1 and --batch)"
+    )
     parser.add_argument("--only", choices=["ceiling", "sqlite", "pg"], action="append", help="run only these")
     parser.add_argument(
         "--pg", default=os.environ.get("BENCH_DATABASE_URL"), help="PostgreSQL URL (optional)"
@@ -185,7 +188,7 @@ def main() -> None:
         port = free_port()
         proc = start_server(proc_target, env, port)
         try:
-            for batch in (1, args.batch):
+            for batch in args.sizes or (1, args.batch):
                 result = asyncio.run(
                     load(
                         port,

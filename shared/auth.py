@@ -140,10 +140,19 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
+#: Scope key of the principal once ``authenticated`` has run for the request.
+PRINCIPAL_SCOPE_KEY = "switchboard.principal"
+
+
 async def authenticated(request: Request) -> Principal:
+    """The request's principal: the bearer token verified and the principal's rate budget charged, once per
+    request (a role gate and a router-level dependency may both ask); also ``request.state.principal``."""
+    scope = request.scope
+    principal: Principal | None = scope.get(PRINCIPAL_SCOPE_KEY)
+    if principal is not None:
+        return principal
     verifier: TokenVerifier = request.app.state.token_verifier
     principal = await verifier.verify(_bearer(request))
-    request.state.principal = principal
     limiter = getattr(request.app.state, "rate_limiter", None)
     if limiter is not None:
         wait = limiter.retry_after(principal.subject, system=Role.AGENCY_SYSTEM in principal.roles)
@@ -151,6 +160,8 @@ async def authenticated(request: Request) -> Principal:
             raise TooManyRequests(
                 f"Too many requests from this principal; retry in {wait} s.", retry_after=wait
             )
+    scope[PRINCIPAL_SCOPE_KEY] = principal
+    request.state.principal = principal
     return principal
 
 
@@ -161,12 +172,16 @@ CurrentPrincipal = Annotated[Principal, Depends(authenticated)]
 ALLOWED_ROLES_ATTRIBUTE = "allowed_roles"
 
 
-def require_roles(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
-    """Dependency: the caller must hold one of ``roles``; admin is always allowed."""
+def require_roles(*roles: Role) -> Callable[[Request], Coroutine[Any, Any, Principal]]:
+    """Dependency: an authenticated caller holding one of ``roles``; admin is always allowed.
+
+    It authenticates by itself (``authenticated`` runs once per request) instead of depending on
+    ``CurrentPrincipal``: one dependency layer fewer on every request."""
     allowed = frozenset(roles) | {Role.ADMIN}
 
-    async def dependency(principal: CurrentPrincipal) -> Principal:
-        if not principal.has_any(allowed):
+    async def dependency(request: Request) -> Principal:
+        principal = await authenticated(request)
+        if not principal.roles & allowed:
             raise Forbidden(f"This operation needs one of the roles: {', '.join(sorted(allowed))}.")
         return principal
 

@@ -7,8 +7,8 @@ raw personal information (post text, author names or handles, identifiers): log 
 from __future__ import annotations
 
 import logging
+import os
 import sys
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -56,7 +56,8 @@ def get_logger(name: str | None = None) -> Any:
 
 
 def new_correlation_id() -> str:
-    return uuid.uuid4().hex
+    """32 random hex digits (the shape of a uuid4's hex, at a third of its cost)."""
+    return os.urandom(16).hex()
 
 
 def current_correlation_id() -> str | None:

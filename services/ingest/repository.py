@@ -4,11 +4,14 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import Table, and_, insert, or_, select
 
 from services.ingest.models import Outbox, Post
 from shared.db.repository import RepositoryBase
 from shared.kafka.outbox import DIRTY_FLAG
+
+POST_TABLE: Table = Post.__table__  # type: ignore[assignment]
+OUTBOX_TABLE: Table = Outbox.__table__  # type: ignore[assignment]
 
 
 class PostRepository(RepositoryBase[Post]):
@@ -60,9 +63,12 @@ class PostRepository(RepositoryBase[Post]):
     async def insert_many(self, *, posts: list[dict[str, Any]], outbox: list[dict[str, Any]]) -> None:
         """Posts and their outbox rows as two multi-row INSERTs (one round trip each instead of one per ORM
         object: the unit of work was most of a group commit's time). Bypassing ``OutboxWriter.add`` means
-        setting its flag ourselves, so that the relay wakes at commit."""
+        setting its flag ourselves, so that the relay wakes at commit.
+
+        Core inserts on the tables: the ORM's bulk insert of the same dicts first re-collects every row
+        against the mapper (a quarter of the insert's CPU), which plain rows do not need."""
         if posts:
-            await self.session.execute(insert(Post), posts)
+            await self.session.execute(insert(POST_TABLE), posts)
         if outbox:
-            await self.session.execute(insert(Outbox), outbox)
+            await self.session.execute(insert(OUTBOX_TABLE), outbox)
             self.session.info[DIRTY_FLAG] = True

@@ -26,10 +26,14 @@ from services.ingest.normalise.text import (
 from services.ingest.repository import PostRepository
 from services.ingest.schemas import PostCreate
 from shared.contracts import PostReceivedV1, new_event
+from shared.contracts.envelope import Envelope
 from shared.ids import pseudonym, uuid7
 from shared.kafka.outbox import CORRELATION_HEADER
 
 SOURCE = "/switchboard/ingest"
+#: pydantic remembers parametrised generic models only weakly: without a reference held here, ``new_event``
+#: built (and garbage-collected) the ``Envelope[PostReceivedV1]`` class again for nearly every post.
+_RECEIVED_ENVELOPE = Envelope[PostReceivedV1]
 
 
 class EmptyAfterNormalisation(ValueError):

@@ -10,6 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.ingest.normalise.text import (
+    HASHTAG_RE,
+    MAX_TAG_CHARS,
+    MENTION_RE,
+    URL_RE,
+    _dedupe,
     extract_hashtags,
     extract_mentions,
     extract_urls,
@@ -101,6 +106,24 @@ class TestEntities:
     @given(st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,20}", fullmatch=True))
     def test_hashtags_are_lower_case_without_the_sign(self, tag: str) -> None:
         assert extract_hashtags(f"about #{tag} today") == [tag.lower()]
+
+    @given(st.lists(st.sampled_from(["#", "@", "://", "http", "https://a.example/", " ", "x", "Ab_1", "."])))
+    @settings(max_examples=300)
+    def test_the_shortcuts_find_what_the_patterns_find(self, parts: list[str]) -> None:
+        # The extractors skip their scan when the text lacks '://', '#' or '@': the patterns on their own
+        # (with every url removed before hashtags and mentions) must find exactly the same.
+        text = "".join(parts)
+        without_urls = URL_RE.sub(" ", text)
+        assert extract_urls(text) == _dedupe(
+            [m.group(0).rstrip(".,;:!?)]}'\"") for m in URL_RE.finditer(text)]
+        )
+        assert extract_hashtags(text) == _dedupe(
+            [m.group(1).lower() for m in HASHTAG_RE.finditer(without_urls)], max_chars=MAX_TAG_CHARS
+        )
+        assert extract_mentions(text) == _dedupe(
+            [m.group(1).rstrip(".-").lower() for m in MENTION_RE.finditer(without_urls)],
+            max_chars=MAX_TAG_CHARS,
+        )
 
 
 class TestToUtc:
