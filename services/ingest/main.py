@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -16,7 +15,7 @@ from services.ingest.hot_routes import HotPostRoutes
 from services.ingest.models import Inbox, Outbox
 from services.ingest.normalise.language import warm_up
 from shared.http import add_inner_middleware
-from shared.runtime import ServiceRuntime, build_app
+from shared.runtime import ServiceRuntime, build_app, settle_garbage_collector
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 HOT_PATHS = frozenset({"/v1/posts", "/v1/posts:batch"})
@@ -60,16 +59,11 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             )
             committer.start()
             app.state.committer = committer
-            # Everything built so far (modules, models, the language model, the app) lives as long as the
-            # process: out of the collector's way, it is not traversed again by every full collection (the
-            # collector was 20% of a batch post's CPU, a tenth after this, in bench/ingest.py). Collect first
-            # so that start-up garbage is not frozen with them.
-            gc.collect()
-            gc.freeze()
+            # The language model and the committer were built after the runtime's start: freeze them too.
+            settle_garbage_collector()
             try:
                 yield
             finally:
-                gc.unfreeze()
                 await committer.stop()
 
     app.router.lifespan_context = lifespan
