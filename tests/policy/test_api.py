@@ -15,6 +15,7 @@ from services.policy.main import create_app
 from services.policy.service import default_pack
 from shared.contracts import EVENT_TYPES, PostReceivedV1, Topic, decode_envelope, new_event
 from shared.contracts.events import PostMedia
+from shared.contracts.topics import dead_letter_topic
 from shared.kafka.producer import make_producer
 
 pytestmark = pytest.mark.kafka
@@ -436,3 +437,67 @@ class TestActivationAcrossProcesses:
             assert seen is not None
             assert seen["policy_version"] == "test-pack@1"
             assert seen["decision"] == "block"
+
+
+class TestAScreeningBugIsIsolated:
+    async def test_a_post_whose_screening_raises_is_dead_lettered_and_the_others_are_screened(
+        self, make_settings, running, token, monkeypatch
+    ):
+        """Partial batch failure with policy's real per-item work: the engine raising for one post (a bug,
+        not the consumer's fail-point) costs that post only; its batch-mates are screened and stored."""
+        from services.policy import engine
+
+        marker = f"engine-bug-{uuid.uuid4().hex}"
+        real_screen = engine.screen
+
+        def screen(pack: engine.CompiledPack, text: str, ctx: engine.Context) -> engine.Screening:
+            if marker in text:
+                raise ValueError("a rule crashed on this post")
+            return real_screen(pack, text, ctx)
+
+        monkeypatch.setattr(engine, "screen", screen)
+        settings = make_settings(PolicySettings)
+        dlq = dead_letter_topic(Topic.POSTS_RECEIVED, "policy.screening")
+        async with running(create_app(settings)) as client:
+            consumer = AIOKafkaConsumer(
+                dlq,
+                bootstrap_servers=settings.kafka.bootstrap_servers,
+                auto_offset_reset="earliest",
+                group_id=f"test-{uuid.uuid4().hex}",
+                session_timeout_ms=2000,
+                heartbeat_interval_ms=400,
+            )
+            await consumer.start()
+            try:
+                before, bad, after = _post("Is the M4 open?"), _post(f"hello {marker}"), _post("Thanks!")
+                producer = make_producer(settings.kafka, client_id="test")
+                await producer.start()
+                try:
+                    for post in (before, bad, after):  # one send burst: usually one consumer batch
+                        envelope = new_event(post, source="/test", time=post.received_at)
+                        await producer.send(
+                            Topic.POSTS_RECEIVED,
+                            envelope.model_dump_json().encode(),
+                            key=post.post_id.encode(),
+                            headers=[("ce_type", envelope.type.encode())],
+                        )
+                    await producer.flush()
+                finally:
+                    await producer.stop()
+                for post in (before, after):
+                    assert (await _screening(client, post.post_id, token("ops")))["post_id"] == post.post_id
+
+                dead: dict[str, str] | None = None
+                deadline = asyncio.get_running_loop().time() + 15
+                while dead is None and asyncio.get_running_loop().time() < deadline:
+                    for records in (await consumer.getmany(timeout_ms=200)).values():
+                        for record in records:
+                            if record.key == bad.post_id.encode():
+                                dead = {k: v.decode() for k, v in record.headers}
+                assert dead is not None, "the failing post was not dead-lettered"
+                assert dead["dlq_error"].startswith("ValueError: a rule crashed")
+                assert dead["dlq_attempts"] == "3"
+                response = await client.get(f"/v1/screenings/{bad.post_id}", headers=token("ops"))
+                assert response.status_code == 404
+            finally:
+                await consumer.stop()
