@@ -449,8 +449,10 @@ class TestAScreeningBugIsIsolated:
 
         marker = f"engine-bug-{uuid.uuid4().hex}"
         real_screen = engine.screen
+        screened_texts: list[str] = []
 
         def screen(pack: engine.CompiledPack, text: str, ctx: engine.Context) -> engine.Screening:
+            screened_texts.append(text)
             if marker in text:
                 raise ValueError("a rule crashed on this post")
             return real_screen(pack, text, ctx)
@@ -469,7 +471,11 @@ class TestAScreeningBugIsIsolated:
             )
             await consumer.start()
             try:
-                before, bad, after = _post("Is the M4 open?"), _post(f"hello {marker}"), _post("Thanks!")
+                before, bad, after = (
+                    _post(f"Is the M4 open? {marker[-8:]}1"),
+                    _post(f"hello {marker}"),
+                    _post(f"Thanks {marker[-8:]}2"),
+                )
                 producer = make_producer(settings.kafka, client_id="test")
                 await producer.start()
                 try:
@@ -499,5 +505,8 @@ class TestAScreeningBugIsIsolated:
                 assert dead["dlq_attempts"] == "3"
                 response = await client.get(f"/v1/screenings/{bad.post_id}", headers=token("ops"))
                 assert response.status_code == 404
+                # Each healthy post was screened once: the failure did not redo its batch.
+                assert screened_texts.count(before.text) == 1
+                assert screened_texts.count(after.text) == 1
             finally:
                 await consumer.stop()
