@@ -125,6 +125,64 @@ def _texts(name: str) -> list[str]:
 DATA_FILES = sorted(p.name for p in DATA.glob("*.jsonl"))
 
 
+@cache
+def _pack_words() -> list[str]:
+    """The words and phrases the default pack's rules look for: lexicon terms, keywords, gate words."""
+    words: set[str] = set()
+    for rule in default_pack().pack.rules:
+        d = rule.detector
+        for name in ("terms", "keywords", "gate", "elements"):
+            words.update(w for w in getattr(d, name, None) or () if isinstance(w, str) and "\\" not in w)
+        words.update(w for p in getattr(d, "patterns", None) or () if not isinstance(p, str) for w in p.gate)
+    return sorted(words)
+
+
+# What the gates and shortcuts look for besides words: links with and without a path, addresses, numbers
+# in groups, dates, and the characters before a disguised word.
+FEATURES = [
+    "www.example.com",
+    "www.bit.ly",
+    "http://x.io",
+    "https://bit.ly/x",
+    "example.org/a",
+    "a@example.com",
+    "@",
+    "/",
+    "12 Smith Street",
+    "3/14 Ocean Pde",
+    "0491 570 156",
+    "(02) 5550 1234",
+    "770 914 535",
+    "51 824 753 556",
+    "2123 45670 1",
+    "12/03/1985",
+    "3rd March 1990",
+    "!",
+    "|",
+    "#",
+    "$",
+    "*",
+]
+LOOKALIKES = {"a": "@4*", "e": "3*", "i": "1!*|", "o": "0*", "u": "*", "s": "$5", "t": "7", "l": "1|"}
+
+
+@st.composite
+def _disguised(draw: st.DrawFn) -> str:
+    """A word or feature of the pack, perhaps with look-alikes, folding letters or in capitals."""
+    word = draw(st.sampled_from(_pack_words() + FEATURES))
+    chars = list(word)
+    for i, c in enumerate(chars):
+        if i and c in LOOKALIKES and draw(st.integers(0, 3)) == 0:
+            chars[i] = draw(st.sampled_from(LOOKALIKES[c]))
+    word = "".join(chars)
+    how = draw(st.sampled_from(["as is", "upper", "title", "folded"]))
+    if how == "upper":
+        return word.upper()
+    if how == "title":
+        return word.title()
+    return word.translate(FOLDED) if how == "folded" else word
+
+
 class TestOptimisedIsThePlainDefinition:
     @pytest.mark.parametrize("name", DATA_FILES)
     def test_the_corpus_and_every_held_out_set(self, name):
@@ -169,6 +227,19 @@ class TestOptimisedIsThePlainDefinition:
     @given(st.text(max_size=300))
     def test_any_text(self, text):
         assert_same(text)
+
+    @settings(max_examples=500, deadline=None)
+    @given(
+        st.lists(_disguised(), min_size=1, max_size=6),
+        st.lists(
+            st.sampled_from([" ", "", "!", "|", "-", ".", "#", "x", "_", "'", " the ", "\u00e9"]), min_size=1
+        ),
+    )
+    def test_words_of_the_pack_disguised_and_glued(self, words, glue):
+        text = words[0]
+        for i, word in enumerate(words[1:]):
+            text += glue[i % len(glue)] + word
+        assert_same(text, QUICK)
 
     @pytest.mark.parametrize(
         "text",
