@@ -4,7 +4,9 @@
 cheap gates (words, a number window, an ``@``, a link), so a post without a run of 6 digits never runs the
 identifier or phone patterns. Patterns are read with ``re``'s parser at compile time to derive, with proof not
 trust, a case-sensitive twin for lowercased ASCII text and a prefilter of words every match contains
-(docs/policy.md, "Speed"); neither changes a finding. ``evaluate`` runs every rule that applies to the
+(docs/policy.md, "Speed"); neither changes a finding. ``compile_pack(pack, optimised=False)`` compiles the
+plain definition of the same rules instead (every rule, every pattern as written on the whole text), which
+tests require the optimised pack to agree with. ``evaluate`` runs every rule that applies to the
 direction and the active modes; each rule is isolated, so one failing rule is reported in ``failed_rules`` and
 never stops the crisis rules (which run first). ``screen`` and ``check`` turn findings into the inbound
 screening and the outbound decision.
