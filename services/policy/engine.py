@@ -4,7 +4,9 @@
 cheap gates (words, a number window, an ``@``, a link), so a post without a run of 6 digits never runs the
 identifier or phone patterns. Patterns are read with ``re``'s parser at compile time to derive, with proof not
 trust, a case-sensitive twin for lowercased ASCII text and a prefilter of words every match contains
-(docs/policy.md, "Speed"); neither changes a finding. ``evaluate`` runs every rule that applies to the
+(docs/policy.md, "Speed"); neither changes a finding. ``compile_pack(pack, optimised=False)`` compiles the
+plain definition of the same rules instead (every rule, every pattern as written on the whole text), which
+tests require the optimised pack to agree with. ``evaluate`` runs every rule that applies to the
 direction and the active modes; each rule is isolated, so one failing rule is reported in ``failed_rules`` and
 never stops the crisis rules (which run first). ``screen`` and ``check`` turn findings into the inbound
 screening and the outbound decision.
@@ -164,9 +166,16 @@ class _Text:
         self.lower = lower if raw.isascii() else None
         # bytes.translate runs in C: non-ASCII becomes "?" and then, like all punctuation, a separator.
         self.ascii_bytes = ascii_bytes = lower.encode("ascii", "replace")
-        self.words = frozenset(ascii_bytes.translate(_SPLIT_BYTES).decode("ascii").split())
+        words = ascii_bytes.translate(_SPLIT_BYTES).decode("ascii").split()
+        if not raw.isascii() and _FOLDING.search(raw):
+            # A case-insensitive pattern reads these as ASCII letters (kill in "k\u0130ll", self in
+            # "my\u017felf"), a case-sensitive one as other characters: the words of both readings count.
+            for reading in (raw.translate(_FOLD_TO_ASCII), raw.translate(_FOLD_TO_SPACE)):
+                words += reading.lower().encode("ascii", "replace").translate(_SPLIT_BYTES).decode().split()
+        self.words = frozenset(words)
         digit_count = len(ascii_bytes.translate(None, _NOT_DIGIT_BYTES))
-        self.has_digit = digit_count > 0
+        # \d matches the digits of other scripts too ("١٢ Smith Street").
+        self.has_digit = digit_count > 0 or (not raw.isascii() and _DIGIT.search(raw) is not None)
         # A number window needs a run of 6 digits; non-ASCII text may hold other \d digits, so it always may.
         self.many_digits = digit_count >= 6 or not raw.isascii()
         self.has_at = "@" in raw
@@ -238,6 +247,9 @@ _re_parser: Any = importlib.import_module("re._parser")
 # Non-ASCII characters that a case-insensitive pattern matches with an ASCII letter (dotted I, dotless i,
 # long s, Kelvin sign); tests check the list against every code point.
 FOLDS_TO_ASCII = frozenset({0x130, 0x131, 0x17F, 0x212A})
+_FOLD_TO_ASCII = {0x130: "i", 0x131: "i", 0x17F: "s", 0x212A: "k"}  # what each matches case-insensitively
+_FOLD_TO_SPACE = dict.fromkeys(FOLDS_TO_ASCII, " ")
+_FOLDING = re.compile("[" + "".join(map(chr, sorted(FOLDS_TO_ASCII))) + "]")
 _ATOMS_FREE_OF_CASE = frozenset({"AT", "ANY", "CATEGORY", "GROUPREF", "NEGATE", "FAILURE", "SUCCESS"})
 
 
@@ -654,10 +666,11 @@ class _Rx:
 
     __slots__ = ("fast", "need_strings", "need_words", "slow")
 
-    def __init__(self, slow: re.Pattern[str]) -> None:
+    def __init__(self, slow: re.Pattern[str], optimised: bool = True) -> None:
         self.slow = slow
-        self.fast = _lowercase_twin(slow)
-        prefilter = _prefilter(self.fast if self.fast is not None else slow)
+        # Plain (``compile_pack(optimised=False)``): no twin, no prefilter, the pattern as written.
+        self.fast = _lowercase_twin(slow) if optimised else None
+        prefilter = _prefilter(self.fast if self.fast is not None else slow) if optimised else _Prefilter()
         self.need_words = prefilter.words
         self.need_strings = prefilter.strings
 
@@ -771,6 +784,7 @@ class CompiledPack:
     inbound: tuple[CompiledRule, ...] = ()
     outbound: tuple[CompiledRule, ...] = ()
     masks: dict[str, str] = field(default_factory=dict)
+    optimised: bool = True  # False: the plain definition of the rules (``compile_pack``)
     inbound_plan: _Plan = field(init=False, repr=False, compare=False)
     outbound_plan: _Plan = field(init=False, repr=False, compare=False)
 
@@ -796,26 +810,28 @@ def _near(keywords: _Rx, text: _Text, start: int, end: int, window: int) -> bool
     return keywords.search(text, max(0, start - window), min(len(text.raw), end + window)) is not None
 
 
-def _regex(d: RegexDetector) -> Find:
+def _regex(d: RegexDetector, optimised: bool) -> Find:
     flags = re.IGNORECASE if d.ignore_case else 0
     plain = [p for p in d.patterns if isinstance(p, str)]
-    pattern = _Rx(re.compile("|".join(f"(?:{p})" for p in plain), flags)) if plain else None
-    gated = [_Rx(re.compile(p.pattern, flags)) for p in d.patterns if isinstance(p, GatedPattern)]
+    pattern = _Rx(re.compile("|".join(f"(?:{p})" for p in plain), flags), optimised) if plain else None
+    gated = [_Rx(re.compile(p.pattern, flags), optimised) for p in d.patterns if isinstance(p, GatedPattern)]
     # The gated patterns each gate word opens, in the patterns' order: one intersection finds them.
     opens: dict[str, list[int]] = {}
     for i, p in enumerate(q for q in d.patterns if isinstance(q, GatedPattern)):
         for w in dict.fromkeys(p.gate):
             opens.setdefault(w, []).append(i)
     gate_words = frozenset(opens)
-    keywords = _Rx(_keyword_regex(d.keywords)) if d.keywords else None
-    exclude = _exclusions(d.exclude)
+    keywords = _Rx(_keyword_regex(d.keywords), optimised) if d.keywords else None
+    exclude = _exclusions(d.exclude, optimised)
 
     def find(text: _Text, _ctx: Context) -> list[Hit]:
         matches: list[re.Match[str]] = []
         if pattern is not None:
             matches.extend(pattern.finditer(text))
-        opened = gate_words.intersection(text.words)
-        if opened:
+        if not optimised:  # every pattern: a gate is the pack's promise that its pattern needs the word
+            for rx in gated:
+                matches.extend(rx.finditer(text))
+        elif opened := gate_words.intersection(text.words):
             order = (
                 opens[next(iter(opened))]
                 if len(opened) == 1
@@ -843,8 +859,10 @@ def _regex(d: RegexDetector) -> Find:
     return find
 
 
-def _exclusions(patterns: Sequence[str]) -> _Rx | None:
-    return _Rx(re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)) if patterns else None
+def _exclusions(patterns: Sequence[str], optimised: bool) -> _Rx | None:
+    if not patterns:
+        return None
+    return _Rx(re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE), optimised)
 
 
 def _excluded(exclude: _Rx, text: _Text, start: int, end: int) -> bool:
@@ -921,19 +939,19 @@ def _fewest_digits(items: Items) -> int:
     return total
 
 
-def _identifier(d: IdentifierDetector) -> Find:
+def _identifier(d: IdentifierDetector, optimised: bool) -> Find:
     candidates = _IDENTIFIER_CANDIDATES[d.kind]
     valid = _VALIDATORS[d.kind]
-    keywords = _Rx(_keyword_regex(d.keywords)) if d.keywords else None
+    keywords = _Rx(_keyword_regex(d.keywords), optimised) if d.keywords else None
     # A candidate's digits are joined by at most one separator, so they lie in one run of the windows: a
     # post whose longest run is shorter has no candidate (a date has 8 digits, an ABN 11).
     fewest = _fewest_digits(list(_re_parser.parse(candidates.pattern, candidates.flags).data))
 
     def find(text: _Text, _ctx: Context) -> list[Hit]:
-        if text.longest_run < fewest:
+        if optimised and text.longest_run < fewest:
             return []
         hits = []
-        for m in _in_windows(candidates, text):
+        for m in _in_windows(candidates, text) if optimised else candidates.finditer(text.raw):
             value = m.group()
             if not valid(_SEPARATORS.sub("", value)):
                 continue
@@ -966,12 +984,12 @@ def _national(digits: str) -> str:
     return "0" + digits[2:] if digits.startswith("61") else digits
 
 
-def _phone(d: PhoneDetector) -> Find:
+def _phone(d: PhoneDetector, optimised: bool) -> Find:
     allowed = frozenset(_national(_digits_only(n)) for n in d.allow)
 
     def find(text: _Text, _ctx: Context) -> list[Hit]:
         hits = []
-        for m in _in_windows(_PHONE, text):
+        for m in _in_windows(_PHONE, text) if optimised else _PHONE.finditer(text.raw):
             number = _national(_digits_only(m.group()))
             if number in allowed:
                 continue
@@ -998,11 +1016,11 @@ def _domain_allowed(host: str, patterns: Sequence[str]) -> bool:
     return False
 
 
-def _email(d: EmailDetector) -> Find:
+def _email(d: EmailDetector, optimised: bool) -> Find:
     allow = tuple(d.allow_domains)
 
     def find(text: _Text, _ctx: Context) -> list[Hit]:
-        if not text.has_at:
+        if optimised and not text.has_at:
             return []
         return [
             Hit(m.start(), m.end())
@@ -1023,11 +1041,11 @@ _ADDRESS = re.compile(
 )
 
 
-def _street_address(d: StreetAddressDetector) -> Find:
+def _street_address(d: StreetAddressDetector, optimised: bool) -> Find:
     allow = tuple(a.lower() for a in d.allow)
 
     def find(text: _Text, _ctx: Context) -> list[Hit]:
-        if not text.has_digit:
+        if optimised and not text.has_digit:
             return []
         return [
             Hit(m.start(), m.end())
@@ -1038,25 +1056,24 @@ def _street_address(d: StreetAddressDetector) -> Find:
     return find
 
 
-_DATE = _Rx(
-    re.compile(
-        r"(?<![\d/.-])(?:0?[1-9]|[12]\d|3[01])([/.-])(?:0?[1-9]|1[0-2])\1(?:19|20)\d{2}(?![\d/-])(?!\.\d)"
-        r"|\b(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\s+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)"
-        r"[a-z]*,?\s+(?:19|20)\d{2}\b",
-        re.IGNORECASE,
-    )
+_DATE = re.compile(
+    r"(?<![\d/.-])(?:0?[1-9]|[12]\d|3[01])([/.-])(?:0?[1-9]|1[0-2])\1(?:19|20)\d{2}(?![\d/-])(?!\.\d)"
+    r"|\b(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\s+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)"
+    r"[a-z]*,?\s+(?:19|20)\d{2}\b",
+    re.IGNORECASE,
 )
 
 
-def _date_of_birth(d: DateOfBirthDetector) -> Find:
-    keywords = _Rx(_keyword_regex(d.keywords))
+def _date_of_birth(d: DateOfBirthDetector, optimised: bool) -> Find:
+    keywords = _Rx(_keyword_regex(d.keywords), optimised)
+    dates = _Rx(_DATE, optimised)
 
     def find(text: _Text, _ctx: Context) -> list[Hit]:
-        if not text.has_digit:
+        if optimised and not text.has_digit:
             return []
         return [
             Hit(m.start(), m.end())
-            for m in _DATE.finditer(text)
+            for m in dates.finditer(text)
             if _near(keywords, text, m.start(), m.end(), d.window)
         ]
 
@@ -1191,11 +1208,12 @@ def _shapes_apply(d: LexiconDetector) -> bool:
     return {h[0] for h in _heads(d)} <= set(string.ascii_lowercase)
 
 
-def _lexicon(d: LexiconDetector) -> Find:
+def _lexicon(d: LexiconDetector, optimised: bool) -> Find:
     terms = lexicon_terms(d)
     body = "|".join(_term_regex(t, inflect=d.inflections, obfuscate=d.obfuscation) for t in terms)
-    pattern = _Rx(re.compile(rf"(?<![\w@#*$]){'(?:' + body + ')'}(?![\w*])", re.IGNORECASE))
-    exclude = _exclusions(d.exclude)
+    # The definition: every match of this pattern (the plain path scans for it and nothing else).
+    pattern = _Rx(re.compile(rf"(?<![\w@#*$]){'(?:' + body + ')'}(?![\w*])", re.IGNORECASE), optimised)
+    exclude = _exclusions(d.exclude, optimised)
     plain = _plain_forms(d)
     all_plain = all(t.isalnum() for t in terms)
     # A disguised match starts, on a boundary, with a term's plain first letter, runs on for at least the
@@ -1236,12 +1254,13 @@ def _lexicon(d: LexiconDetector) -> Find:
                     return True
         return False
 
-    def find(text: _Text, _ctx: Context) -> list[Hit]:
+    def matches_of(text: _Text) -> Iterable[re.Match[str]]:
+        """``pattern.finditer(text)``, found faster: a term is tried only when its words are in the text."""
         if by_first and not possible(text.words):
             return []
         # A disguised match starts with a plain letter, so it has a letter followed by a look-alike symbol
         # somewhere; without one, a match is a plain form and the cheap word check decides.
-        matches: Iterable[re.Match[str]]
+        matches: list[re.Match[str]]
         if d.obfuscation and all_plain and plain.isdisjoint(text.words):
             if not text.disguise_chars:
                 return []
@@ -1263,10 +1282,12 @@ def _lexicon(d: LexiconDetector) -> Find:
                 if start.start() >= end and (m := rx.match(s, start.start())) is not None:
                     matches.append(m)
                     end = m.end()
-        else:
-            matches = pattern.finditer(text)
+            return matches
+        return pattern.finditer(text)
+
+    def find(text: _Text, _ctx: Context) -> list[Hit]:
         hits = []
-        for m in matches:
+        for m in matches_of(text) if optimised else pattern.finditer(text):
             if exclude is not None and _excluded(exclude, text, m.start(), m.end()):
                 continue
             hits.append(Hit(m.start(), m.end()))
@@ -1275,7 +1296,7 @@ def _lexicon(d: LexiconDetector) -> Find:
     return find
 
 
-def _length(d: LengthDetector) -> Find:
+def _length(d: LengthDetector, _optimised: bool) -> Find:
     limits = {k.lower(): v for k, v in d.limits.items()}
 
     def find(text: _Text, ctx: Context) -> list[Hit]:
@@ -1290,25 +1311,24 @@ def _length(d: LengthDetector) -> Find:
 
 
 # The host and scheme are lowercased before use, so the case-sensitive twin's lowercase groups are the same.
-_URL = _Rx(
-    re.compile(
-        r"\b(?:(https?)://|www\.)([a-z0-9](?:[a-z0-9-]{0,62}\.)*[a-z0-9-]{1,63}\.[a-z]{2,24})(?:[/?#][^\s<>\"']*)?"
-        r"|\b((?:[a-z0-9](?:[a-z0-9-]{0,62})\.)+(?:com|net|org|info|io|ly|co|xyz|au|gl|gd|click|top)"
-        r"(?:\.[a-z]{2})?)/[^\s<>\"']*",
-        re.IGNORECASE,
-    )
+_URL = re.compile(
+    r"\b(?:(https?)://|www\.)([a-z0-9](?:[a-z0-9-]{0,62}\.)*[a-z0-9-]{1,63}\.[a-z]{2,24})(?:[/?#][^\s<>\"']*)?"
+    r"|\b((?:[a-z0-9](?:[a-z0-9-]{0,62})\.)+(?:com|net|org|info|io|ly|co|xyz|au|gl|gd|click|top)"
+    r"(?:\.[a-z]{2})?)/[^\s<>\"']*",
+    re.IGNORECASE,
 )
 
 
-def _link_domains(d: LinkDomainsDetector) -> Find:
+def _link_domains(d: LinkDomainsDetector, optimised: bool) -> Find:
     allow = tuple(d.allow)
     shorteners = frozenset(s.lower() for s in d.shorteners)
+    urls = _Rx(_URL, optimised)
 
     def find(text: _Text, _ctx: Context) -> list[Hit]:
-        if not text.maybe_link:
+        if optimised and not text.maybe_link:
             return []
         hits = []
-        for m in _URL.finditer(text):
+        for m in urls.finditer(text):
             scheme, host = m.group(1), (m.group(2) or m.group(3) or "").lower()
             if host in shorteners or host.removeprefix("www.") in shorteners:
                 hits.append(Hit(m.start(), m.end(), detail=f"{host} is a link shortener"))
@@ -1321,7 +1341,7 @@ def _link_domains(d: LinkDomainsDetector) -> Find:
     return find
 
 
-def _schedule_window(d: ScheduleWindowDetector) -> Find:
+def _schedule_window(d: ScheduleWindowDetector, _optimised: bool) -> Find:
     def find(_text: _Text, ctx: Context) -> list[Hit]:
         if d.mode is not None and d.mode in ctx.active_modes:
             return [Hit(detail=f"{d.mode} mode is on")]
@@ -1332,9 +1352,9 @@ def _schedule_window(d: ScheduleWindowDetector) -> Find:
     return find
 
 
-def _required_element(d: RequiredElementDetector) -> Find:
+def _required_element(d: RequiredElementDetector, optimised: bool) -> Find:
     when = frozenset(d.when_reply_to_labels)
-    elements = [_Rx(re.compile(p, re.IGNORECASE)) for p in d.elements]
+    elements = [_Rx(re.compile(p, re.IGNORECASE), optimised) for p in d.elements]
 
     def find(text: _Text, ctx: Context) -> list[Hit]:
         if not when & ctx.reply_to_labels:
@@ -1354,7 +1374,7 @@ _POOR_ALT = re.compile(
 )
 
 
-def _media_alt_text(d: MediaAltTextDetector) -> Find:
+def _media_alt_text(d: MediaAltTextDetector, _optimised: bool) -> Find:
     def find(_text: _Text, ctx: Context) -> list[Hit]:
         hits = []
         for i, item in enumerate(ctx.media):
@@ -1375,8 +1395,8 @@ def _media_alt_text(d: MediaAltTextDetector) -> Find:
     return find
 
 
-def _media_document(d: MediaDocumentDetector) -> Find:
-    terms = _Rx(_keyword_regex(d.terms))
+def _media_document(d: MediaDocumentDetector, optimised: bool) -> Find:
+    terms = _Rx(_keyword_regex(d.terms), optimised)
 
     def find(text: _Text, ctx: Context) -> list[Hit]:
         images = [(i, m) for i, m in enumerate(ctx.media) if m.type in ("image", "gif")]
@@ -1391,14 +1411,14 @@ def _media_document(d: MediaDocumentDetector) -> Find:
     return find
 
 
-def _repetition(_d: RepetitionDetector) -> Find:
+def _repetition(_d: RepetitionDetector, _optimised: bool) -> Find:
     def find(_text: _Text, ctx: Context) -> list[Hit]:
         return [Hit(detail="a near-duplicate of an earlier post by the same author")] if ctx.duplicate else []
 
     return find
 
 
-def _authorisation(_d: AuthorisationDetector) -> Find:
+def _authorisation(_d: AuthorisationDetector, _optimised: bool) -> Find:
     def find(_text: _Text, ctx: Context) -> list[Hit]:
         allowed = ctx.authorised_departments
         if ctx.department is None or allowed is None or ctx.department in allowed:
@@ -1408,8 +1428,8 @@ def _authorisation(_d: AuthorisationDetector) -> Find:
     return find
 
 
-def _embargo(d: EmbargoDetector) -> Find:
-    items = [(_Rx(_keyword_regex(item.terms)), item.until) for item in d.items]
+def _embargo(d: EmbargoDetector, optimised: bool) -> Find:
+    items = [(_Rx(_keyword_regex(item.terms), optimised), item.until) for item in d.items]
 
     def find(text: _Text, ctx: Context) -> list[Hit]:
         hits: list[Hit] = []
@@ -1505,8 +1525,11 @@ def _rarest(words: list[str]) -> int:
     return max(candidates, key=lambda i: len(words[i]))
 
 
-def compile_pack(pack: PolicyPack, *, gates: bool = True) -> CompiledPack:
-    """Precompile ``pack``; ``gates=False`` runs every rule on every text (tests: gates change nothing)."""
+def compile_pack(pack: PolicyPack, *, optimised: bool = True) -> CompiledPack:
+    """Precompile ``pack``. ``optimised=False`` compiles the plain definition of the rules, for tests: every
+    rule that applies runs (no gates), every pattern runs as written on the whole text (no twins, no
+    prefilters, no number windows, no shortcut to a disguised word's start). The optimised pack must give
+    exactly its results; tests/policy/test_equivalence.py compares the two."""
     compiled = []
     for rule in pack.rules:
         if not rule.enabled:
@@ -1514,13 +1537,13 @@ def compile_pack(pack: PolicyPack, *, gates: bool = True) -> CompiledPack:
         compiled.append(
             CompiledRule(
                 rule=rule,
-                find=_BUILDERS[type(rule.detector)](rule.detector),
+                find=_BUILDERS[type(rule.detector)](rule.detector, optimised),
                 inbound=rule.applies_to in ("inbound", "both"),
                 outbound=rule.applies_to in ("outbound", "both"),
                 crisis=rule.label in CRISIS_LABELS,
                 identifier=isinstance(rule.detector, IdentifierDetector),
                 redact_mask=rule.redact_as or f"[{rule.label}]",
-                gate=_gate(rule.detector) if gates else None,
+                gate=_gate(rule.detector) if optimised else None,
                 switched=bool(rule.modes.only_in or rule.modes.off_in),
             )
         )
@@ -1534,6 +1557,7 @@ def compile_pack(pack: PolicyPack, *, gates: bool = True) -> CompiledPack:
         inbound=inbound,
         outbound=outbound,
         masks={r.rule.id: r.redact_mask for r in compiled},
+        optimised=optimised,
     )
 
 
@@ -1552,7 +1576,8 @@ def evaluate(pack: CompiledPack, text: str, ctx: Context) -> Evaluation:
     identifier_spans: list[tuple[int, int, int]] = []  # (index into findings, start, end)
     plan = pack.inbound_plan if inbound else pack.outbound_plan
     rules = plan.rules
-    for i in plan.candidates(t, ctx):
+    optimised = pack.optimised
+    for i in plan.candidates(t, ctx) if optimised else range(len(rules)):
         cr = rules[i]
         rule = cr.rule
         if cr.switched and not _mode_allows(rule, ctx.active_modes):
@@ -1573,7 +1598,7 @@ def evaluate(pack: CompiledPack, text: str, ctx: Context) -> Evaluation:
             if cr.identifier and hit.start is not None and hit.end is not None:
                 identifier_spans.append((len(findings), hit.start, hit.end))
             findings.append(
-                _finding(
+                (_finding if optimised else _construct)(
                     {
                         "rule_id": rule.id,
                         "label": rule.label,
@@ -1600,6 +1625,10 @@ def _finding(fields: dict[str, Any]) -> Finding:
     finding = object.__new__(Finding)
     finding.__dict__.update(fields)
     return finding
+
+
+def _construct(fields: dict[str, Any]) -> Finding:
+    return Finding(**fields)
 
 
 def _prefer_longest_identifier(findings: list[Finding], spans: list[tuple[int, int, int]]) -> list[Finding]:
@@ -1633,7 +1662,7 @@ PRIORITY_OF_RISK: dict[Risk, int] = {"critical": 1, "high": 2, "medium": 3, "low
 
 def screen(pack: CompiledPack, text: str, ctx: Context) -> Screening:
     result = evaluate(pack, text, ctx)
-    if not result.findings:  # most posts: what the general path below gives for no findings
+    if pack.optimised and not result.findings:  # most posts: what the general path gives for no findings
         return Screening(
             labels=[],
             findings=result.findings,

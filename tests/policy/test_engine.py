@@ -344,7 +344,7 @@ rules:
 class TestGates:
     def test_gates_change_no_finding_on_the_corpus(self):
         # The corpus and every held-out set: the held-out sets exercise the crisis patterns most.
-        gated, ungated = default_pack(), engine.compile_pack(default_pack().pack, gates=False)
+        gated, ungated = default_pack(), engine.compile_pack(default_pack().pack, optimised=False)
         files = sorted(CORPUS.parent.glob("*.jsonl"))
         lines = [line for f in files for line in f.read_text().splitlines()[1:]]
         for line in lines:
