@@ -43,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
 from shared.auth import Principal, Role, authenticated, require_roles
-from shared.db.base import UTCDateTime, utcnow
+from shared.db.base import UTCDateTime, utcnow, within_transaction
 from shared.deps import SessionDep
 from shared.errors import problem_responses
 from shared.http import MAX_PAGE_SIZE
@@ -472,14 +472,6 @@ def _before_commit(session: Session) -> None:
         trail._append(session, fields)
 
 
-def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
-    while transaction is not None:
-        if transaction is ancestor:
-            return True
-        transaction = transaction.parent
-    return False
-
-
 @event.listens_for(Session, "after_soft_rollback")
 def _after_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
     """Entries recorded in a transaction or savepoint that rolled back are forgotten with it."""
@@ -489,7 +481,8 @@ def _after_rollback(session: Session, previous_transaction: SessionTransaction) 
     if previous_transaction.parent is None:
         session.info.pop(_PENDING, None)
         return
-    session.info[_PENDING] = [p for p in pending if not _within(p.transaction, previous_transaction)]
+    kept = [p for p in pending if not within_transaction(p.transaction, previous_transaction)]
+    session.info[_PENDING] = kept
 
 
 # --- HTTP: GET /v1/audit, GET /v1/audit/verify --------------------------------------------------------------

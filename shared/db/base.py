@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, SessionTransaction, mapped_column
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -62,3 +62,13 @@ def new_metadata() -> MetaData:
 
 class TimestampedMixin:
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+
+def within_transaction(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
+    """Whether ``transaction`` is ``ancestor`` or one of its savepoints (nested, at any depth): what a
+    rollback of ``ancestor`` takes with it."""
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False

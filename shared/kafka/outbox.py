@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from shared import failpoints
 from shared.contracts.envelope import Envelope, EventModel
+from shared.db.base import within_transaction
 from shared.db.engine import Database
 from shared.kafka.tables import OutboxMixin
 from shared.logging import current_correlation_id, get_logger
@@ -130,14 +131,6 @@ def _insert_pending(session: Session) -> None:
         conn.execute(statement, rows)
 
 
-def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
-    while transaction is not None:
-        if transaction is ancestor:
-            return True
-        transaction = transaction.parent
-    return False
-
-
 def _forget_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
     """Rows added in a transaction or savepoint that rolled back are forgotten with it."""
     pending: list[_Pending] | None = session.info.get(PENDING)
@@ -146,7 +139,7 @@ def _forget_rolled_back(session: Session, previous_transaction: SessionTransacti
     if previous_transaction.parent is None:
         session.info.pop(PENDING, None)
         return
-    session.info[PENDING] = [p for p in pending if not _within(p[1], previous_transaction)]
+    session.info[PENDING] = [p for p in pending if not within_transaction(p[1], previous_transaction)]
 
 
 def _forget_at_end(session: Session, transaction: SessionTransaction) -> None:
