@@ -204,6 +204,9 @@ class OutboxRelay:
     async def _run(self) -> None:
         backoff = 0.1
         while True:
+            # Cleared before the pass, not after it: a commit while this pass publishes sets it again, and
+            # the wait below returns at once instead of leaving that commit's rows for the next poll.
+            self._wake.clear()
             try:
                 published = await self.publish_batch()
                 self.healthy = True
@@ -222,7 +225,6 @@ class OutboxRelay:
                 continue  # more waiting: no sleep
             if self._stopping:
                 return
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 

@@ -214,6 +214,36 @@ class TestOutboxRelay:
             records = await read_topic(harness.kafka, Topic.POSTS_RECEIVED, expect=1)
         assert [r.key for r in records] == [b"committed"]
 
+    async def test_a_commit_during_a_relay_pass_is_published_without_waiting_for_the_next_poll(
+        self, harness: Harness, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A commit that lands while the relay publishes wakes it again (the wake-up is not lost): with a
+        60 s poll period, the second row still goes out at once."""
+        writer = OutboxWriter(Outbox)
+        async with harness.db.transaction() as s:
+            writer.add(s, received("first"))
+        producer = make_producer(harness.kafka, client_id="relay")
+        await producer.start()
+        relay = OutboxRelay(db=harness.db, model=Outbox, producer=producer, lock_name="t", poll_interval=60)
+        real_send = relay._send
+        passes: list[int] = []
+
+        async def send_then_commit(rows: list[Any]) -> None:
+            await real_send(rows)
+            passes.append(len(rows))
+            if len(passes) == 1:  # during the first pass, another unit of work commits a row
+                async with harness.db.transaction() as s:
+                    writer.add(s, received("second"))
+
+        monkeypatch.setattr(relay, "_send", send_then_commit)
+        relay.start()
+        try:
+            records = await read_topic(harness.kafka, Topic.POSTS_RECEIVED, expect=2, within=10)
+        finally:
+            await relay.stop()
+            await producer.stop()
+        assert sorted(r.key for r in records) == [b"first", b"second"]
+
 
 class TestInboxConsumer:
     async def test_each_event_takes_effect_once_even_when_delivered_twice(self, harness: Harness) -> None:
