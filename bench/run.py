@@ -11,8 +11,9 @@
 Every workload reports its correctness: posts lost and duplicate effects.
 
 Results: a Markdown table on stdout, JSON under bench/results/, and the section of docs/benchmarks.md
-between the ``bench:e2e`` markers. ``--profile smoke`` is the short CI run: it fails only on a correctness
-error or a fall below half the floor.
+between the ``bench:e2e`` markers. ``--profile smoke`` is the short CI run (``.ci/run`` runs it after the
+tests): it fails only on a correctness error or a fall below half a floor (W1's rate; the sustained
+end-to-end rate, which it measures by offering exactly half the floor).
 """
 
 from __future__ import annotations
@@ -65,16 +66,18 @@ class Profile:
     late_bound: float
 
 
+# Floors (performance-and-reliability.md 2.4: must pass); the CI smoke profile fails below half of these.
+FLOOR_W1_RATE = 1000
+FLOOR_SUSTAINED = 500
+
 PROFILES = {
     "full": Profile("full", 3, 10.0, 10.0, (100, 500, 1000), (250, 500, 750, 1000, 1500, 2000), 2000, 120.0),
-    "smoke": Profile("smoke", 1, 2.0, 3.0, (100,), (300,), 500, 15.0),
+    # The smoke profile offers exactly half the sustained floor: it passes if the pipeline holds that rate.
+    "smoke": Profile("smoke", 1, 3.0, 5.0, (100,), (FLOOR_SUSTAINED // 2,), 500, 15.0),
 }
 # Goals on this 2-core machine (issue 8) and the smoke floor: half of each.
 GOAL_SUSTAINED = 1000
 GOAL_P99_AT_500_MS = 100.0
-# Floors (performance-and-reliability.md 2.4: must pass); the CI smoke profile fails below half of these.
-FLOOR_W1_RATE = 1000
-FLOOR_SUSTAINED = 500
 
 
 def post_body(run: str, i: int) -> bytes:
@@ -697,9 +700,9 @@ def w5_metrics(runs: int) -> dict[str, Any]:
 
 
 def check_smoke(report: dict[str, Any]) -> list[str]:
-    """Correctness anywhere, or a fall below half a floor: W1 rate, and the end-to-end rate the pipeline
-    sustained (posts assigned per second over the sustained run, from its first send to its last
-    assignment)."""
+    """Correctness anywhere, or a fall below half a floor: W1's rate, and the highest sustained end-to-end
+    rate (the goal's definition, as in the table: every post assigned within 10 s, p99 <= 1 s, none lost or
+    duplicated; the smoke profile offers half the floor, so it passes if the pipeline holds that rate)."""
     problems = []
     for r in [*report["W2"], *report.get("sustained_runs", [])]:
         if r["lost"] or r["duplicates"]:
@@ -710,10 +713,11 @@ def check_smoke(report: dict[str, Any]) -> list[str]:
         problems.append(f"W1: {report['W1']['errors']:.0f} failed requests")
     if report["W1"]["rate"] < FLOOR_W1_RATE / 2:
         problems.append(f"W1 {report['W1']['rate']:.0f} req/s, below half the {FLOOR_W1_RATE}/s floor")
-    runs = report.get("sustained_runs") or []
-    best = max((r["assigned_per_s"] for r in runs), default=0.0)
-    if best < FLOOR_SUSTAINED / 2:
-        problems.append(f"end-to-end {best:.0f} posts/s, below half the {FLOOR_SUSTAINED}/s floor")
+    if report["sustained_rate"] < FLOOR_SUSTAINED / 2:
+        problems.append(
+            f"sustained end-to-end {report['sustained_rate']} posts/s,"
+            f" below half the {FLOOR_SUSTAINED}/s floor"
+        )
     return problems
 
 
