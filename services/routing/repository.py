@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, func, insert, or_, select
+from sqlalchemy import Table, delete, false, func, insert, or_, select
 
 from services.routing.decisions import HOLDING
 from services.routing.models import (
@@ -293,11 +293,12 @@ class AssignmentRepository(RepositoryBase[Assignment]):
             self.select()
             .where(
                 Assignment.status.in_(("waiting", "offered", "assigned")),
+                # One indexed condition each (flag, time): `= false`, which an index serves, not `IS false`.
                 or_(
-                    (Assignment.fr_warn_at <= now) & Assignment.fr_warned.is_(False),
-                    (Assignment.fr_due_at <= now) & Assignment.fr_breached.is_(False),
-                    (Assignment.rs_warn_at <= now) & Assignment.rs_warned.is_(False),
-                    (Assignment.rs_due_at <= now) & Assignment.rs_breached.is_(False),
+                    (Assignment.fr_warned == false()) & (Assignment.fr_warn_at <= now),
+                    (Assignment.fr_breached == false()) & (Assignment.fr_due_at <= now),
+                    (Assignment.rs_warned == false()) & (Assignment.rs_warn_at <= now),
+                    (Assignment.rs_breached == false()) & (Assignment.rs_due_at <= now),
                 ),
             )
             .order_by(Assignment.id)
