@@ -256,6 +256,40 @@ class TestInboxConsumer:
         assert await harness.effects() == 20
         assert all(n == 1 for n in harness.calls.values())
 
+    async def test_a_broken_kafka_client_is_replaced_and_consumption_resumes(
+        self, harness: Harness, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Fault F5 met aiokafka raising an AssertionError after rebalance churn, which used to end
+        consumption silently. Here the client's fetch raises once, after the first events were handled: the
+        runner reports not ready, starts a fresh client that rejoins the group, and every event still takes
+        effect exactly once."""
+        first = [received(f"a{i}") for i in range(5)]
+        later = [received(f"b{i}") for i in range(5)]
+        await produce_raw(harness.kafka, [(e.subject.encode(), e.model_dump_json().encode()) for e in first])
+        runner = harness.runner()
+        breaks = {"armed": False, "raised": 0}
+        real_getmany = AIOKafkaConsumer.getmany
+
+        async def getmany(self: AIOKafkaConsumer, *args: Any, **kwargs: Any) -> Any:
+            if breaks["armed"]:
+                breaks["armed"] = False
+                breaks["raised"] += 1
+                raise AssertionError("the client's internal state is broken")
+            return await real_getmany(self, *args, **kwargs)
+
+        monkeypatch.setattr(AIOKafkaConsumer, "getmany", getmany)
+        await runner.start()
+        await harness.wait_effects(5)
+        broken_client = runner.consumer
+        breaks["armed"] = True
+        await produce_raw(harness.kafka, [(e.subject.encode(), e.model_dump_json().encode()) for e in later])
+        await harness.wait_effects(10)
+        assert breaks["raised"] == 1
+        assert runner.consumer is not broken_client  # a fresh client took over
+        assert runner.healthy
+        assert await harness.effects() == 10
+        assert all(n == 1 for n in harness.calls.values())
+
     async def test_replay_from_the_earliest_offset_changes_nothing(self, harness: Harness) -> None:
         envelopes = [received(f"p{i}") for i in range(30)]
         await produce_raw(
