@@ -12,6 +12,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import TYPE_ANNOTATION_MAP, Database, new_metadata
 from tests.conftest import DatabaseTarget
+from tests.support import database_with_tables
 
 
 class Base(DeclarativeBase):
@@ -27,11 +28,7 @@ class Note(Base):
 @pytest.fixture
 async def db(db_factory: Callable[[str], DatabaseTarget]) -> AsyncIterator[Database]:
     target = db_factory("dbkit")
-    database = Database(target.url, schema=target.schema, name="test")
-    async with database.engine.begin() as conn:
-        if database.schema:
-            await conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{database.schema}"')
-        await conn.run_sync(Base.metadata.create_all)
+    database = await database_with_tables(target, Base.metadata)
     yield database
     await database.dispose()
 

@@ -27,6 +27,7 @@ from shared.db import TYPE_ANNOTATION_MAP, Database, new_metadata
 from shared.kafka import ConsumerRunner, EventRouter, HandlerContext, InboxMixin, OutboxMixin, OutboxRelay
 from shared.kafka.outbox import OutboxWriter
 from shared.kafka.producer import ensure_topics, make_producer
+from tests.support import database_with_tables
 
 pytestmark = pytest.mark.kafka
 GROUP = "test.effects"
@@ -115,11 +116,7 @@ class Harness:
 @pytest.fixture
 async def harness(db_factory: Callable[[str], Any], kafka_settings: KafkaSettings) -> AsyncIterator[Harness]:
     target = db_factory("kafkalayer")
-    db = Database(target.url, schema=target.schema, name="test")
-    async with db.engine.begin() as conn:
-        if db.schema:
-            await conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"')
-        await conn.run_sync(Base.metadata.create_all)
+    db = await database_with_tables(target, Base.metadata)
     await ensure_topics(
         kafka_settings,
         [Topic.POSTS_RECEIVED, dead_letter_topic(Topic.POSTS_RECEIVED, GROUP)],

@@ -28,6 +28,7 @@ from services.routing.models import (
 )
 from shared.db import Database
 from tests.routing.conftest import ALL_DAYS, screened
+from tests.support import database_with_tables
 
 NOW = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)  # a Thursday, within every day's hours
 CONFIG = service.RoutingConfig(default_department="transport", crisis_department="transport")
@@ -36,11 +37,7 @@ CONFIG = service.RoutingConfig(default_department="transport", crisis_department
 @pytest.fixture
 async def db(db_factory: Callable[[str], Any]) -> AsyncIterator[Database]:
     target = db_factory("routingbatch")
-    database = Database(target.url, schema=target.schema, name="test")
-    async with database.engine.begin() as conn:
-        if database.schema:
-            await conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{database.schema}"')
-        await conn.run_sync(Base.metadata.create_all)
+    database = await database_with_tables(target, Base.metadata)
     async with database.transaction() as s:
         s.add(
             Department(

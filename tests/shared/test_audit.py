@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -33,6 +33,7 @@ from shared.audit import (
 from shared.db import TYPE_ANNOTATION_MAP, new_metadata
 from shared.db.engine import Database
 from tests.conftest import DatabaseTarget
+from tests.support import database_with_tables
 
 # --- pure chain ---------------------------------------------------------------------------------------------
 
@@ -231,11 +232,7 @@ async def audit_db(
     db_factory: Callable[[str], DatabaseTarget],
 ) -> AsyncIterator[tuple[Database, DatabaseTarget]]:
     target = db_factory("audit")
-    db = Database(target.url, schema=target.schema, name="audit-test")
-    async with db.engine.begin() as conn:
-        if db.schema:
-            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"'))
-        await conn.run_sync(Base.metadata.create_all)
+    db = await database_with_tables(target, Base.metadata, name="audit-test")
     yield db, target
     await db.dispose()
 

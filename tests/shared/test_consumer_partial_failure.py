@@ -28,6 +28,7 @@ from shared.db import TYPE_ANNOTATION_MAP, Database, new_metadata
 from shared.kafka import ConsumerRunner, EventRouter, HandlerContext, InboxMixin, OutboxMixin
 from shared.kafka.consumer import CHECKPOINT, each_item
 from shared.kafka.outbox import OutboxWriter
+from tests.support import database_with_tables
 
 GROUP = "test.partial"
 MAX_ATTEMPTS = 3
@@ -171,11 +172,7 @@ def records(*placed: tuple[int, Envelope[Any] | bytes]) -> list[ConsumerRecord[b
 @pytest.fixture
 async def fx(db_factory: Callable[[str], Any]) -> AsyncIterator[Fixture]:
     target = db_factory("partial")
-    db = Database(target.url, schema=target.schema, name="test")
-    async with db.engine.begin() as conn:
-        if db.schema:
-            await conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"')
-        await conn.run_sync(Base.metadata.create_all)
+    db = await database_with_tables(target, Base.metadata)
     yield Fixture(db, Service())
     await db.dispose()
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from shared.db import TYPE_ANNOTATION_MAP, Database, new_metadata
 from shared.kafka import OutboxMixin
 from shared.kafka.outbox import DIRTY_FLAG, OutboxWriter, insert_at_commit
+from tests.support import database_with_tables
 
 
 class Base(DeclarativeBase):
@@ -35,11 +36,7 @@ class Effect(Base):
 @pytest.fixture
 async def db(db_factory: Callable[[str], Any]) -> AsyncIterator[Database]:
     target = db_factory("outbox")
-    database = Database(target.url, schema=target.schema, name="test")
-    async with database.engine.begin() as conn:
-        if database.schema:
-            await conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{database.schema}"')
-        await conn.run_sync(Base.metadata.create_all)
+    database = await database_with_tables(target, Base.metadata)
     yield database
     await database.dispose()
 
