@@ -28,7 +28,7 @@ run: install
 
 # Everything but the long fault tests (marker slow; `make test-faults` runs those).
 test: install
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow" --durations=25
 
 test-unit: install
 	$(PY) -m pytest -m "not kafka and not e2e"

@@ -146,10 +146,14 @@ class ServiceRuntime:
 GC_GEN0_THRESHOLD = 100_000
 
 
-def settle_garbage_collector() -> None:
-    """After start-up: collect its garbage, freeze what is left (modules, models, compiled packs, the app:
-    objects that live as long as the process, so full collections stop traversing them), and raise the first
-    generation's threshold. ``gc.unfreeze()`` at shutdown."""
+def settle_garbage_collector(app: FastAPI) -> None:
+    """After start-up of a served process (``shared.serve`` sets ``app.state.settle_gc``): collect start-up's
+    garbage, freeze what is left (modules, models, compiled packs, the app: objects that live as long as the
+    process, so full collections stop traversing them), and raise the first generation's threshold.
+    ``gc.unfreeze()`` at shutdown. Not for applications run in-process by tests: a full collection of a
+    test process at every application start costs more than the tests."""
+    if not getattr(app.state, "settle_gc", False):
+        return
     gc.collect()
     gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
@@ -172,11 +176,12 @@ def build_app(
         )
         app.state.token_verifier = TokenVerifier(settings.auth)
         await runtime.start()
-        settle_garbage_collector()
+        settle_garbage_collector(app)
         try:
             yield
         finally:
-            gc.unfreeze()
+            if getattr(app.state, "settle_gc", False):
+                gc.unfreeze()
             await runtime.stop()
 
     app = create_service_app(

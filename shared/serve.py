@@ -11,8 +11,11 @@ from shared.config import BaseServiceSettings
 
 
 def serve(create_app: Callable[[], FastAPI], settings: BaseServiceSettings) -> None:
+    app = create_app()
+    # A process of its own: settle the garbage collector once started (shared.runtime).
+    app.state.settle_gc = True
     uvicorn.run(
-        create_app(),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,  # our JSON logging is configured in the lifespan

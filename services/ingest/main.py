@@ -60,7 +60,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             committer.start()
             app.state.committer = committer
             # The language model and the committer were built after the runtime's start: freeze them too.
-            settle_garbage_collector()
+            settle_garbage_collector(app)
             try:
                 yield
             finally:
