@@ -133,7 +133,7 @@ class Assignment(Base):
     platform: Mapped[str] = mapped_column(String(20), default="x")
     visibility: Mapped[str] = mapped_column(String(10), default="public")
     author_ref: Mapped[str] = mapped_column(String(128), default="", index=True)
-    conversation_id: Mapped[str | None] = mapped_column(String(200))
+    conversation_id: Mapped[str | None] = mapped_column(String(200), index=True)
     language: Mapped[str | None] = mapped_column(String(20))
     labels: Mapped[list[str]] = mapped_column(JSON, default=list)
     required_skills: Mapped[list[str]] = mapped_column(JSON, default=list)
