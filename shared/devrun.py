@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -156,15 +156,22 @@ class Platform:
             path.chmod(0o600)
         return path.read_text().strip()
 
-    def start(self) -> Platform:
+    def start(self, names: Collection[str] | None = None) -> Platform:
+        """Start the broker (unless external or already started) and the services (``names``: only those;
+        a later call starts the others; a service already running is left alone)."""
         self.var_dir.mkdir(parents=True, exist_ok=True)
         if not self.bootstrap_servers:
             self.broker = EmbeddedBroker(log_path=str(self.var_dir / "broker.log")).start()
             self.bootstrap_servers = self.broker.bootstrap_servers
-        for svc in self.services.values():
+        chosen = [
+            svc
+            for name, svc in self.services.items()
+            if (names is None or name in names) and (svc.process is None or svc.process.poll() is not None)
+        ]
+        for svc in chosen:
             svc.env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap_servers
             svc.start(echo=self.echo)
-        for svc in self.services.values():
+        for svc in chosen:
             svc.wait_ready()
         return self
 

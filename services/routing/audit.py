@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing.models import AuditEntry, AuditHead, RuleSetRow
@@ -59,6 +60,17 @@ DETAIL_FIELDS = (
 )
 
 
+_FIELDS_OF: dict[type[BaseModel], tuple[str, ...]] = {}
+
+
+def _detail_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The DETAIL_FIELDS an event model has, in DETAIL_FIELDS order (worked out once per model)."""
+    found = _FIELDS_OF.get(model)
+    if found is None:
+        found = _FIELDS_OF[model] = tuple(k for k in DETAIL_FIELDS if k in model.model_fields)
+    return found
+
+
 def _object(envelope: Envelope[Any]) -> tuple[str, str]:
     data = envelope.data
     if envelope.type.startswith(f"{EVENT_TYPE_PREFIX}reply.approval_"):
@@ -74,7 +86,8 @@ def record_events(session: AsyncSession, events: Iterable[Envelope[Any]], *, act
         data = envelope.data
         if getattr(data, "topic", None) not in AUDITED_TOPICS:
             continue
-        details = {k: getattr(data, k) for k in DETAIL_FIELDS if getattr(data, k, None) is not None}
+        values = data.__dict__  # the model's fields: a missing one via getattr costs pydantic an exception
+        details = {k: values[k] for k in _detail_fields(type(data)) if values[k] is not None}
         if isinstance(data, AssignmentDeclinedV1):
             details["reason"] = data.reason  # "declined" or "offer_expired", never free text
         object_type, object_id = _object(envelope)
