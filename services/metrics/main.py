@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -34,15 +35,28 @@ async def _refresh_backlog_gauges(runtime: ServiceRuntime, interval: float) -> N
 
 async def _refresh_rollups(runtime: ServiceRuntime, interval: float) -> None:
     """Recompute stale day rollups once they settle; until then queries compute those days live, so numbers
-    never lag."""
+    never lag. Each cell in three steps: which cells are due (a short write transaction), the day's posts
+    read and summarised in a read transaction (SQLite: the reader's own connection, so the consumer's
+    writes never wait behind a long read), the summary stored and the marks it saw cleared (a short write
+    transaction; a mark made meanwhile keeps the cell dirty)."""
+    db = runtime.database
     settle = service.RollupSettle()
     while True:
+        done = 0
         try:
-            async with runtime.database.transaction() as session:
-                done = await service.refresh_rollups(session=session, settle=settle)
+            now = time.monotonic()
+            async with db.transaction() as session:
+                cells = await service.due_rollup_cells(session=session, settle=settle, now=now)
+            for cell in cells:
+                started = time.perf_counter()
+                async with db.read_transaction() as session:
+                    summary = await service.rollup_summary(session=session, cell=cell)
+                async with db.transaction() as session:
+                    await service.store_rollup(session=session, cell=cell, summary=summary)
+                settle.recomputed(cell.department, cell.day, time.perf_counter() - started, now)
+                done += 1
         except Exception as exc:
             log.warning("rollup_refresh_failed", error_type=type(exc).__name__)
-            done = 0
         if done < 200:  # caught up: wait; else keep going
             await asyncio.sleep(interval)
 

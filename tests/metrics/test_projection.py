@@ -242,6 +242,51 @@ class TestRollupSettle:
         assert fast == live
         assert fast[0]["posts"] == 5
 
+    def test_a_costly_cell_waits_cost_factor_times_its_last_recompute(self):
+        settle = service.RollupSettle(max_wait=30, cost_factor=20)
+        day = datetime(2026, 11, 27, tzinfo=UTC)
+        assert not settle.due("d", day, 1, 0.0)
+        assert settle.due("d", day, 1, 2.0)  # quiet for a pass
+        settle.recomputed("d", day, 3.0, 2.0)  # took 3 s: not again before 2 + 60
+        assert [settle.due("d", day, 2, at) for at in (4.0, 6.0, 40.0, 61.9)] == [False] * 4
+        assert settle.due("d", day, 2, 62.0)  # quiet since 4.0 and the spacing has passed
+        settle.keep_only(set(), 62.0)
+        assert settle.seen == {}
+        assert settle.not_before == {}  # its spacing had passed
+        # a cheap cell is not held back
+        settle.recomputed("d", day, 0.01, 100.0)
+        assert not settle.due("d", day, 3, 100.5)
+        assert settle.due("d", day, 3, 102.5)
+
+    async def test_the_background_pass_stores_what_one_transaction_would(self, metrics_db):
+        """main.py's three-transaction pass (due cells, a read transaction, a write) gives the rollup the
+        one-transaction refresh gives, and clears the marks."""
+        await self._mark(metrics_db, "bg1", FRI_1600)
+        await self._mark(metrics_db, "bg2", FRI_1600 + timedelta(minutes=5))
+        async with metrics_db.transaction() as session:
+            cells = await service.due_rollup_cells(session=session, now=0.0)
+        assert len(cells) == 1
+        async with metrics_db.read_transaction() as session:
+            summary = await service.rollup_summary(session=session, cell=cells[0])
+        async with metrics_db.transaction() as session:
+            await service.store_rollup(session=session, cell=cells[0], summary=summary)
+        assert summary is not None
+        assert summary["posts"] == 2
+        async with metrics_db.transaction() as session:
+            assert await service.due_rollup_cells(session=session, now=1.0) == []
+
+    async def test_a_mark_made_during_a_recompute_keeps_the_cell_dirty(self, metrics_db):
+        await self._mark(metrics_db, "r1", FRI_1600)
+        async with metrics_db.transaction() as session:
+            (cell,) = await service.due_rollup_cells(session=session, now=0.0)
+        async with metrics_db.read_transaction() as session:
+            summary = await service.rollup_summary(session=session, cell=cell)
+        await self._mark(metrics_db, "r2", FRI_1600)  # lands between the read and the store
+        async with metrics_db.transaction() as session:
+            await service.store_rollup(session=session, cell=cell, summary=summary)
+        async with metrics_db.transaction() as session:
+            assert len(await service.due_rollup_cells(session=session, now=1.0)) == 1
+
     async def test_without_settle_every_stale_cell_is_recomputed_at_once(self, metrics_db):
         await self._mark(metrics_db, "p1", FRI_1600)
         await self._mark(metrics_db, "p2", FRI_1600 - timedelta(days=1))
