@@ -190,6 +190,21 @@ async def wait_assigned(
         await asyncio.sleep(0.05)
 
 
+async def wait_pipeline_idle(platform: Platform, *, threshold: float = 0.15, limit_s: float = 300.0) -> float:
+    """Wait until the four services together use less than ``threshold`` of a core over a second: every
+    consumer group has caught up (metrics, which no W2 latency waits for, included) and background passes
+    are done, so the next run does not share the machine with the previous one's tail. Returns the seconds
+    waited."""
+    pids = service_pids(platform)
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit_s:
+        before = sum(cpu_seconds(pid) for pid in pids.values())
+        await asyncio.sleep(1.0)
+        if sum(cpu_seconds(pid) for pid in pids.values()) - before < threshold:
+            break
+    return time.perf_counter() - started
+
+
 async def idle_cpu_rates(platform: Platform, seconds: float = 3.0) -> dict[str, float]:
     """CPU seconds per second each service burns with nothing to do (consumers polling, timers, relays)."""
     pids = service_pids(platform)
@@ -226,6 +241,7 @@ async def w2_open_loop(
         if status == 202:
             scheduled_by_post[orjson.loads(body)["id"]] = scheduled
 
+    waited = await wait_pipeline_idle(platform)  # the previous run's tail (metrics' above all) is done
     pids = service_pids(platform)
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     started = time.perf_counter()
@@ -258,6 +274,9 @@ async def w2_open_loop(
         "sent": int(rate * seconds),
         "accepted": accepted,
         "http_errors": result.errors + sum(c for s, c in result.statuses.items() if s != 202),
+        "http_statuses": {str(k): v for k, v in result.statuses.items()},
+        "connection_errors": result.errors,
+        "idle_wait_s": waited,
         "in_time": len(in_time),
         "late": len(arrived) - len(in_time),
         "lost": accepted - len(arrived),
@@ -456,7 +475,7 @@ async def main_async(profile: Profile, var_dir: Path, options: Options) -> dict[
                     "assigned": sum(1 for p in warm if p in watcher.arrived),
                     "seconds": time.perf_counter() - drain_started,
                 }
-                await asyncio.sleep(2.0)  # the metrics rollup of that day settles
+                report["W1_alone_backlog"]["idle_after_s"] = await wait_pipeline_idle(platform)
             # Idle CPU before the measured posts: consumers polling, relays and timers with nothing to do.
             report["idle_cpu_per_s"] = idle = await idle_cpu_rates(platform)
             warm = []
@@ -470,6 +489,7 @@ async def main_async(profile: Profile, var_dir: Path, options: Options) -> dict[
                 "posts": len(warm),
                 "assigned": sum(1 for p in warm if p in watcher.arrived),
                 "seconds": time.perf_counter() - drain_started,
+                "idle_after_s": await wait_pipeline_idle(platform),
             }
             if options.py_spy:
                 spies = start_py_spy(platform, var_dir)
