@@ -115,15 +115,35 @@ class AssignmentWatcher:
         self.stages: dict[str, dict[str, float]] = {t: {} for t in self.STAGES}
         self._task: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self._tps: list[TopicPartition] = []
 
     async def start(self, partitions: int) -> None:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=5
         )
         await self._consumer.start()
-        tps = [TopicPartition(t, p) for t in (Topic.ASSIGNMENTS, *self.STAGES) for p in range(partitions)]
-        self._consumer.assign(tps)
-        await self._consumer.seek_to_end(*tps)
+        self._tps = [
+            TopicPartition(t, p) for t in (Topic.ASSIGNMENTS, *self.STAGES) for p in range(partitions)
+        ]
+        self._consumer.assign(self._tps)
+        await self._skip_to_end()
+        self._task = asyncio.create_task(self._run())
+
+    async def _skip_to_end(self) -> None:
+        assert self._consumer is not None  # noqa: S101
+        await self._consumer.seek_to_end(*self._tps)
+        for tp in self._tps:  # resolves each end offset now, before anything new is produced
+            await self._consumer.position(tp)
+
+    async def catch_up(self) -> None:
+        """Skip what is still unread (a W1 backlog's hundreds of thousands of events, whose posts were
+        already waited for): the watcher must see a new run's events when they arrive, not after the
+        history (a watcher still reading W1's events put minutes on the full profile's latencies and
+        showed posts screened before they were received)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._skip_to_end()
         self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
@@ -242,6 +262,7 @@ async def w2_open_loop(
             scheduled_by_post[orjson.loads(body)["id"]] = scheduled
 
     waited = await wait_pipeline_idle(platform)  # the previous run's tail (metrics' above all) is done
+    await watcher.catch_up()
     pids = service_pids(platform)
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     started = time.perf_counter()
