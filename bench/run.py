@@ -226,6 +226,18 @@ async def wait_pipeline_idle(platform: Platform, *, threshold: float = 0.15, lim
     return time.perf_counter() - started
 
 
+async def drain_backlog(watcher: AssignmentWatcher, posts: list[str], profile: Profile) -> dict[str, Any]:
+    """Wait (at least 120 s, or until nothing moves for 20 s) for the pipeline to assign a W1 run's posts:
+    how many were assigned and how long it took. A post never assigned is a correctness failure."""
+    started = time.perf_counter()
+    await wait_assigned(watcher, posts, until=started + max(profile.late_bound, 120.0))
+    return {
+        "posts": len(posts),
+        "assigned": sum(1 for p in posts if p in watcher.arrived),
+        "seconds": time.perf_counter() - started,
+    }
+
+
 async def idle_cpu_rates(platform: Platform, seconds: float = 3.0) -> dict[str, float]:
     """CPU seconds per second each service burns with nothing to do (consumers polling, timers, relays)."""
     pids = service_pids(platform)
@@ -536,14 +548,8 @@ async def main_async(profile: Profile, var_dir: Path, options: Options) -> dict[
                 await watcher.catch_up()
                 warm = []
                 report["W1"] = await w1_runs(platform, profile, token, warm)
-                drain_started = time.perf_counter()
-                await wait_assigned(watcher, warm, until=drain_started + max(profile.late_bound, 120.0))
-                report["W1_backlog"] = {
-                    "posts": len(warm),
-                    "assigned": sum(1 for p in warm if p in watcher.arrived),
-                    "seconds": time.perf_counter() - drain_started,
-                    "idle_after_s": await wait_pipeline_idle(platform),
-                }
+                report["W1_backlog"] = await drain_backlog(watcher, warm, profile)
+                report["W1_backlog"]["idle_after_s"] = await wait_pipeline_idle(platform)
                 # W1 as the workload defines it: the ingest service's own capacity (as with an ingest
                 # replica on its own cores). The pipeline stops; its posts wait in Kafka, and the pipeline,
                 # started again, drains them (its drain rate; every post must be assigned).
@@ -554,13 +560,7 @@ async def main_async(profile: Profile, var_dir: Path, options: Options) -> dict[
                 await http_closed_loop(ingest_port, "/v1/posts", 1.0, token=token, accepted=warm)  # warm-up
                 report["W1_alone"] = await w1_runs(platform, profile, token, warm)
                 platform.start()
-                drain_started = time.perf_counter()
-                await wait_assigned(watcher, warm, until=drain_started + max(profile.late_bound, 120.0))
-                report["W1_alone_backlog"] = {
-                    "posts": len(warm),
-                    "assigned": sum(1 for p in warm if p in watcher.arrived),
-                    "seconds": time.perf_counter() - drain_started,
-                }
+                report["W1_alone_backlog"] = await drain_backlog(watcher, warm, profile)
             report["sustained_rate"] = sustained
             await watcher.stop()
         finally:
